@@ -1,0 +1,147 @@
+"""Data passed between spiders, pipelines and the archive.
+
+A spider yields one :class:`PageItem` per document it wants archived (an article, possibly spread
+over several pages, or an attachment). The pipelines then fill it in, in order:
+
+``ExtractionPipeline`` sets ``document``, ``DedupPipeline`` sets ``dedup``, ``ArchivePipeline`` sets
+``archived``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ARTICLE = "article"
+ATTACHMENT = "attachment"
+
+#: Dedup outcomes, see ``pipelines.dedup``.
+NEW, DUPLICATE, NEAR_DUPLICATE, UNCHANGED, CHANGED = (
+    "new",
+    "duplicate",
+    "near_duplicate",
+    "unchanged",
+    "changed",
+)
+OUTCOMES = (NEW, DUPLICATE, NEAR_DUPLICATE, UNCHANGED, CHANGED)
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC timestamp (seconds)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ResponseRecord:
+    """One HTTP exchange, kept raw so that text can be re-extracted later (and written to WARC)."""
+
+    url: str
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
+    method: str = "GET"
+    fetched_at: str = field(default_factory=utc_now)
+    requested_url: str | None = None  # differs from ``url`` after redirects
+
+    def header(self, name: str) -> str | None:
+        """The first response header called ``name`` (case-insensitive), or None."""
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    @classmethod
+    def from_response(cls, response: Any) -> ResponseRecord:
+        """Build a record from a Scrapy response."""
+
+        def pairs(headers: Any) -> list[tuple[str, str]]:
+            out = []
+            for key, values in headers.items():
+                k = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+                for v in values:
+                    out.append((k, v.decode("latin-1") if isinstance(v, bytes) else str(v)))
+            return out
+
+        request = response.request
+        requested = None
+        if request is not None:
+            redirects = request.meta.get("redirect_urls") or []
+            requested = redirects[0] if redirects else None
+        return cls(
+            url=response.url,
+            status=response.status,
+            headers=pairs(response.headers),
+            body=response.body,
+            request_headers=pairs(request.headers) if request is not None else [],
+            method=request.method if request is not None else "GET",
+            requested_url=requested,
+        )
+
+
+@dataclass
+class Document:
+    """What extraction makes of a page: clean text and the page's metadata.
+
+    ``to_dict()`` is the JSON contract of ``govcrawl extract --json`` (documented in README).
+    """
+
+    url: str
+    text: str = ""
+    title: str | None = None
+    published: str | None = None  # 发布日期, YYYY-MM-DD
+    written: str | None = None  # 成文日期, YYYY-MM-DD
+    source: str | None = None  # 来源
+    publisher: str | None = None  # 发布机构 / 发文机关
+    index_no: str | None = None  # 索引号
+    doc_no: str | None = None  # 文号
+    topic: str | None = None  # 主题分类
+    attachments: list[dict[str, str]] = field(default_factory=list)  # [{url, name}]
+    spam: list[str] = field(default_factory=list)  # removed spam strings
+    removed: dict[str, int] = field(
+        default_factory=lambda: {"boilerplate": 0, "spam": 0, "repeated": 0}
+    )
+    findings: list[str] = field(default_factory=list)  # page-level: title_hijack, ...
+    meta: dict[str, str] = field(default_factory=dict)  # SiteIDCode, ColumnName, ...
+    is_document: bool = True  # False for challenge pages and pages without content
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DedupResult:
+    """The dedup stage's verdict on a document."""
+
+    outcome: str  # one of OUTCOMES
+    doc_id: str  # stable identity: same URL or same 索引号 -> same doc_id
+    version: int  # 1 for a new document, +1 for each change
+    text_hash: str  # hash of the normalised text
+    canonical_id: str | None = None  # duplicate / near_duplicate: the doc it matches
+    similarity: float | None = None  # near_duplicate: estimated Jaccard
+    urls: list[str] = field(default_factory=list)  # all URLs known for this text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PageItem:
+    """One document to archive, as a spider yields it."""
+
+    site: str
+    kind: str  # ARTICLE or ATTACHMENT
+    response: ResponseRecord
+    more_pages: list[ResponseRecord] = field(default_factory=list)  # pages 2..n of an article
+    crawl_id: str = ""
+    found_on: str | None = None  # URL of the page that linked to it
+    link_text: str | None = None  # anchor text of that link (attachment name)
+    document: Document | None = None
+    dedup: DedupResult | None = None
+    archived: dict[str, Any] | None = None  # what the archive wrote (keys, bytes)
+
+    @property
+    def url(self) -> str:
+        return self.response.url

@@ -1,0 +1,55 @@
+"""Scrapy settings for govcrawl (``scrapy.cfg`` points here).
+
+Our own settings are prefixed ``GOVCRAWL_``; the CLI maps its options onto them, and any of them can
+be given to plain ``scrapy crawl`` with ``-s NAME=value``.
+"""
+
+BOT_NAME = "govcrawl"
+SPIDER_MODULES = ["spiders"]
+NEWSPIDER_MODULE = "spiders"
+
+# --- govcrawl -------------------------------------------------------------------------------
+#: Where documents go: a local directory / ``file://`` URI, or ``s3://bucket/prefix``.
+GOVCRAWL_ARCHIVE = "archive"
+#: Local state (dedup database, spool of unsent archive writes, resumable job dirs).
+GOVCRAWL_STATE_DIR = ".govcrawl"
+#: Replay/record HTTP through a vcrpy cassette: one file for every request ...
+GOVCRAWL_CASSETTE = None
+#: ... or a directory holding one cassette per spider (``<dir>/<spider name>.yaml``).
+GOVCRAWL_CASSETTE_DIR = None
+#: vcrpy record mode: none (replay only), once, new_episodes, all.
+GOVCRAWL_RECORD_MODE = "none"
+#: The handler that really talks to the network (cassette handler delegates to it).
+GOVCRAWL_NETWORK_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
+#: A page that names the crawler and how to reach its operator (sent in the User-Agent).
+GOVCRAWL_CONTACT_URL = "https://github.com/govcrawl/govcrawl"
+
+# --- politeness -----------------------------------------------------------------------------
+USER_AGENT = f"govcrawl/0.1 (+{GOVCRAWL_CONTACT_URL})"
+ROBOTSTXT_OBEY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_TIMEOUT = 30
+RETRY_TIMES = 2
+DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
+DEPTH_LIMIT = 8
+CLOSESPIDER_PAGECOUNT = 0
+
+# --- components -----------------------------------------------------------------------------
+DOWNLOAD_HANDLERS = {
+    "http": "crawler.cassette.CassetteDownloadHandler",
+    "https": "crawler.cassette.CassetteDownloadHandler",
+}
+ITEM_PIPELINES = {
+    "pipelines.extract.ExtractionPipeline": 100,
+    "pipelines.dedup.DedupPipeline": 300,
+    "pipelines.archive.ArchivePipeline": 500,
+}
+
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"
+TELNETCONSOLE_ENABLED = False
