@@ -145,3 +145,20 @@ class PageItem:
     @property
     def url(self) -> str:
         return self.response.url
+
+
+def crawl_id(crawler: Any) -> str:
+    """The id of the crawl ``crawler`` runs: ``GOVCRAWL_CRAWL_ID`` if set, else start time + spider.
+
+    Computed once per crawler and cached on it, so every component of one crawl agrees.
+    """
+    cached = getattr(crawler, "_govcrawl_crawl_id", None)
+    if cached:
+        return cached
+    value = crawler.settings.get("GOVCRAWL_CRAWL_ID")
+    if not value:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = getattr(getattr(crawler, "spider", None), "name", None) or "crawl"
+        value = f"{stamp}-{name}"
+    crawler._govcrawl_crawl_id = value
+    return value

@@ -1,0 +1,295 @@
+"""The ``govcrawl`` command: extract, fetch, crawl, sites, archive, schedule.
+
+Exit codes: 0 success, 1 the work failed (dead site, 404, nothing extracted), 2 bad input or
+configuration. Errors are one line on stderr, never a traceback (``GOVCRAWL_DEBUG=1`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input or configuration: reported as one line, exit code 2."""
+
+
+# --- extract ----------------------------------------------------------------------------------
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from crawler.extract import extract
+
+    path = Path(args.file)
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    url = args.url or path.resolve().as_uri()
+    headers = {"Content-Type": args.content_type} if args.content_type else None
+    doc = extract(body, url, headers)
+    print_document(doc.to_dict(), as_json=args.json)
+    if not doc.is_document:
+        why = ", ".join(doc.findings) or "no content"
+        print(f"govcrawl: note: {url} is not a document ({why})", file=sys.stderr)
+    return EXIT_OK
+
+
+def print_document(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if data.get("title"):
+        print(data["title"])
+        print()
+    print(data.get("text", ""))
+
+
+# --- fetch ------------------------------------------------------------------------------------
+
+
+def validate_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"not an http(s) URL: {url!r}")
+    return url
+
+
+def common_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings shared by fetch and crawl, from their options."""
+    overrides: dict[str, Any] = {}
+    for option in args.set or []:
+        name, sep, value = option.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-s expects NAME=VALUE, got {option!r}")
+        overrides[name] = value
+    if getattr(args, "archive", None):
+        overrides["GOVCRAWL_ARCHIVE"] = validate_archive_uri(args.archive)
+    if getattr(args, "state_dir", None):
+        overrides["GOVCRAWL_STATE_DIR"] = args.state_dir
+    if getattr(args, "record_mode", None):
+        overrides["GOVCRAWL_RECORD_MODE"] = args.record_mode
+    if args.verbose:
+        overrides["LOG_LEVEL"] = "DEBUG" if args.verbose > 1 else "INFO"
+    return overrides
+
+
+def validate_archive_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise UsageError(f"archive URI needs a bucket: {uri!r} (use s3://bucket/prefix)")
+    elif parts.scheme not in ("", "file"):
+        raise UsageError(f"unsupported archive URI scheme {parts.scheme!r}: use a path, file:// or s3://")
+    return uri
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from crawler.runner import project_settings, run_spiders
+
+    url = validate_url(args.url)
+    overrides = {"LOG_LEVEL": "ERROR", **common_overrides(args)}
+    if args.cassette:
+        overrides["GOVCRAWL_CASSETTE"] = args.cassette
+        replay_only = overrides.get("GOVCRAWL_RECORD_MODE", "none") == "none"
+        if replay_only and not Path(args.cassette).exists():
+            raise UsageError(f"cassette not found: {args.cassette}")
+    if not args.archive:  # nothing to keep: extraction only
+        overrides["ITEM_PIPELINES"] = {"pipelines.extract.ExtractionPipeline": 100}
+    settings = project_settings(overrides)
+    [result] = run_spiders([("fetch", {"url": url})], settings, keep_items=True)
+    if result.error:
+        raise FetchFailed(result.error)
+    if not result.items:
+        reason = "page is not a document (challenge page or no content)"
+        if result.stats.get("item_dropped_count"):
+            raise FetchFailed(reason)
+        raise FetchFailed(f"nothing extracted from {url}")
+    item = result.items[0]
+    data = item.document.to_dict()
+    if item.dedup is not None:
+        data["dedup"] = item.dedup.to_dict()
+    print_document(data, as_json=args.json)
+    return EXIT_OK
+
+
+class FetchFailed(Exception):
+    """The fetch ran but produced no document: exit code 1."""
+
+
+# --- crawl ------------------------------------------------------------------------------------
+
+
+def available_spiders(settings: Any) -> list[str]:
+    from scrapy.spiderloader import get_spider_loader
+
+    return sorted(name for name in get_spider_loader(settings).list() if name != "fetch")
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from crawler.report import build_report, format_table
+    from crawler.runner import project_settings, run_spiders
+
+    overrides = {"LOG_LEVEL": "INFO", **common_overrides(args)}
+    if args.cassettes:
+        if not Path(args.cassettes).is_dir():
+            raise UsageError(f"cassette directory not found: {args.cassettes}")
+        overrides["GOVCRAWL_CASSETTE_DIR"] = args.cassettes
+    settings = project_settings(overrides)
+    known = available_spiders(settings)
+    if args.all:
+        sites = known
+    else:
+        unknown = [s for s in args.sites if s not in known]
+        if unknown:
+            raise UsageError(f"unknown site {unknown[0]!r} (known: {', '.join(known)})")
+        sites = args.sites
+    if not sites:
+        raise UsageError("name at least one site, or --all (see: govcrawl sites)")
+    results = run_spiders([(site, {}) for site in sites], settings)
+    reports = [build_report(r.spider, r.stats, r.stats.get("govcrawl/crawl_id")) for r in results]
+    print(format_table(reports))
+    failed = [r for r in results if r.finish_reason not in ("finished", None)]
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# --- sites ------------------------------------------------------------------------------------
+
+
+def cmd_sites(args: argparse.Namespace) -> int:
+    from crawler.profiles import load_profiles
+
+    profiles = load_profiles()
+    if args.json:
+        data = {name: profile.to_dict() for name, profile in profiles.items()}
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for name, profile in sorted(profiles.items()):
+        start = profile.start_urls[0] if profile.start_urls else ""
+        print(f"{name:<12} {profile.schedule or '-':<14} {profile.title}  {start}")
+    return EXIT_OK
+
+
+# --- schedule ---------------------------------------------------------------------------------
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from crawler.profiles import load_profiles
+    from crawler.schedule import Scheduler, setup_logging
+
+    profiles = load_profiles()
+    schedules = {name: p.schedule for name, p in profiles.items() if p.schedule}
+    if not schedules:
+        raise UsageError("no site profile has a schedule")
+    state_dir = Path(args.state_dir or ".govcrawl")
+    forwarded: list[str] = []
+    if args.archive:
+        forwarded += ["--archive", validate_archive_uri(args.archive)]
+    if args.state_dir:
+        forwarded += ["--state-dir", args.state_dir]
+    if args.cassettes:
+        forwarded += ["--cassettes", args.cassettes]
+    for option in args.set or []:
+        forwarded += ["-s", option]
+    scheduler = Scheduler(schedules, state_dir, forwarded)
+    setup_logging(Path(args.log_file) if args.log_file else state_dir / "schedule.log")
+    if not args.once:
+        scheduler.serve()
+        return EXIT_OK
+    results = scheduler.run_due()
+    for site in sorted(schedules):
+        status = "not due" if site not in results else (
+            "already running" if results[site] is None else f"exit {results[site]}")
+        print(f"{site:<12} {status}")
+    return EXIT_FAILED if any(code for code in results.values()) else EXIT_OK
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="govcrawl", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("extract", help="extract one saved HTML file (offline)")
+    p.add_argument("file", help="saved page (raw bytes)")
+    p.add_argument("--url", help="the page's URL (resolves links, dates in URLs)")
+    p.add_argument("--content-type", help="the HTTP Content-Type header, if known")
+    p.add_argument("--json", action="store_true", help="print the JSON document")
+    p.set_defaults(func=cmd_extract)
+
+    def crawl_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--archive", metavar="URI", help="archive: a path, file:// or s3://bucket/prefix")
+        p.add_argument("--state-dir", metavar="DIR", help="local state (dedup db, spool, job dirs)")
+        p.add_argument("--record-mode", choices=["none", "once", "new_episodes", "all"],
+                       help="cassette record mode (default: none = replay only)")
+        p.add_argument("-s", "--set", action="append", metavar="NAME=VALUE",
+                       help="override a Scrapy/govcrawl setting")
+
+    p = sub.add_parser("fetch", help="fetch one URL now and print its clean text")
+    p.add_argument("url")
+    p.add_argument("--json", action="store_true", help="print the JSON document")
+    p.add_argument("--cassette", metavar="FILE", help="replay (or record) HTTP with a cassette")
+    crawl_options(p)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("crawl", help="crawl sites by profile name")
+    p.add_argument("sites", nargs="*", metavar="SITE")
+    p.add_argument("--all", action="store_true", help="crawl every site profile")
+    p.add_argument("--cassettes", metavar="DIR", help="replay from DIR/<site>.yaml (offline)")
+    crawl_options(p)
+    p.set_defaults(func=cmd_crawl)
+
+    p = sub.add_parser("sites", help="list site profiles")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sites)
+
+    p = sub.add_parser("schedule", help="re-crawl sites on their profiles' cron schedules")
+    p.add_argument("--once", action="store_true", help="run what is due now, then exit (for cron)")
+    p.add_argument("--log-file", metavar="FILE", help="default: <state dir>/schedule.log")
+    p.add_argument("--cassettes", metavar="DIR", help="crawl offline from DIR/<site>.yaml")
+    crawl_options(p)
+    p.set_defaults(func=cmd_schedule)
+
+    return parser
+
+
+def _config_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean bad input or configuration (exit code 2)."""
+    from crawler.profiles import ProfileError
+    from crawler.schedule import ScheduleError
+
+    return (UsageError, ProfileError, ScheduleError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FetchFailed as exc:
+        print(f"govcrawl: fetch failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("govcrawl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, not a traceback
+        if isinstance(exc, _config_errors()):
+            print(f"govcrawl: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if os.environ.get("GOVCRAWL_DEBUG"):
+            raise
+        print(f"govcrawl: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Run spiders in this process and report what each crawl did."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrapy import signals
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+from scrapy.utils.project import get_project_settings
+
+
+def project_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """govcrawl's Scrapy settings (``crawler.settings``) with ``overrides`` on top."""
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    settings = get_project_settings()
+    settings.setdict(overrides or {}, priority="cmdline")
+    return settings
+
+
+@dataclass
+class CrawlResult:
+    """What one spider run left behind."""
+
+    spider: str
+    stats: dict[str, Any] = field(default_factory=dict)
+    items: list[Any] = field(default_factory=list)
+    error: str | None = None  # a spider-reported failure (FetchSpider.error)
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.stats.get("finish_reason")
+
+
+class _Collector:
+    """Keeps a crawl's scraped items (signal receivers must be strongly referenced)."""
+
+    def __init__(self, result: CrawlResult, keep_items: bool):
+        self.result = result
+        self.keep_items = keep_items
+
+    def item_scraped(self, item: Any) -> None:
+        if self.keep_items:
+            self.result.items.append(item)
+
+
+def run_spiders(
+    spiders: list[tuple[str, dict[str, Any]]],
+    settings: Settings,
+    keep_items: bool = False,
+) -> list[CrawlResult]:
+    """Run each ``(spider name, kwargs)`` concurrently in one reactor; block until all end."""
+    process = CrawlerProcess(settings)
+    runs = []
+    for name, kwargs in spiders:
+        crawler = process.create_crawler(name)
+        result = CrawlResult(spider=name)
+        collector = _Collector(result, keep_items)
+        crawler.signals.connect(collector.item_scraped, signal=signals.item_scraped)
+        process.crawl(crawler, **kwargs)
+        runs.append((crawler, result, collector))
+    process.start()
+    for crawler, result, _collector in runs:
+        result.stats = dict(crawler.stats.get_stats() if crawler.stats else {})
+        result.error = getattr(crawler.spider, "error", None)
+    return [result for _crawler, result, _collector in runs]

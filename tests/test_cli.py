@@ -1,0 +1,127 @@
+"""The ``govcrawl`` command: extract (in process), fetch and its errors (child processes, 127.0.0.1)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from crawler.cli import main
+from tests.conftest import CORPUS, load_jsonl
+
+PAGES = sorted((CORPUS / "pages").glob("*.html"))
+MANIFEST = {m["id"]: m for m in load_jsonl(CORPUS / "manifest.jsonl")}
+GOLD = {g["id"]: g for g in load_jsonl(CORPUS / "gold.jsonl")}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_extract_every_corpus_page_prints_valid_json(page: Path, capsys):
+    url = MANIFEST[page.stem]["url"] or f"https://{MANIFEST[page.stem]['site']}/"
+    code = main(["extract", str(page), "--url", url, "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    data = json.loads(out)
+    for key in ("url", "title", "published", "source", "publisher", "index_no", "doc_no",
+                "text", "attachments", "spam", "removed"):
+        assert key in data
+    assert set(data["removed"]) >= {"boilerplate", "spam", "repeated"}
+    if page.stem in GOLD:
+        assert GOLD[page.stem]["body_first"][:12] in data["text"].replace("\n", " ")
+
+
+def test_extract_gbk_page_decodes_to_chinese(tmp_path: Path, capsys):
+    original = (CORPUS / "pages" / "003.html").read_bytes().decode("utf-8")
+    gbk = original.replace('charset="UTF-8"', 'charset="gbk"').replace("charset=UTF-8", "charset=gbk")
+    path = tmp_path / "gbk.html"
+    path.write_bytes(gbk.encode("gbk", errors="xmlcharrefreplace"))
+    assert main(["extract", str(path), "--url", MANIFEST["003"]["url"], "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["title"] == GOLD["003"]["title"]
+    assert "1-10月，全县固定资产投资完成246.79亿元" in data["text"]
+
+
+def test_extract_missing_file_is_one_line_exit_2(capsys):
+    assert main(["extract", "/nonexistent/page.html", "--url", "http://x.gov.cn/"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("govcrawl: error: cannot read") and err.count("\n") == 1
+
+
+# --- fetch against a local server -------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    article = (CORPUS / "pages" / "003.html").read_bytes()
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        if self.path == "/art/2016/11/22/art_1621004_30332664.html":
+            self._send(200, "text/html; charset=utf-8", self.article)
+        elif self.path == "/report.pdf":
+            self._send(200, "application/pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+        else:
+            self._send(404, "text/html; charset=utf-8", "<h1>404 页面不存在</h1>".encode())
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _one_line_error(proc) -> str:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_fetch_prints_clean_text(server, govcrawl):
+    proc = govcrawl("fetch", f"{server}/art/2016/11/22/art_1621004_30332664.html", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["title"] == GOLD["003"]["title"]
+    assert data["published"] == "2016-11-22"
+    assert "浙ICP备05018911号" not in data["text"]
+
+
+def test_fetch_404(server, govcrawl):
+    line = _one_line_error(govcrawl("fetch", f"{server}/missing.html"))
+    assert "404" in line
+
+
+def test_fetch_non_html(server, govcrawl):
+    line = _one_line_error(govcrawl("fetch", f"{server}/report.pdf"))
+    assert "not an HTML page" in line and "application/pdf" in line
+
+
+def test_fetch_dead_port(govcrawl):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    line = _one_line_error(govcrawl("fetch", f"http://127.0.0.1:{port}/index.html"))
+    assert "connection refused" in line
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.gov.cn/x", "http:///nohost"])
+def test_fetch_bad_url_exit_2(url, govcrawl):
+    proc = govcrawl("fetch", url)
+    assert proc.returncode == 2
+    assert "not an http(s) URL" in _one_line_error(proc)
