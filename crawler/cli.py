@@ -101,8 +101,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         replay_only = overrides.get("GOVCRAWL_RECORD_MODE", "none") == "none"
         if replay_only and not Path(args.cassette).exists():
             raise UsageError(f"cassette not found: {args.cassette}")
+    # One page: no progress line; a crawl report only when something is archived.
+    overrides["EXTENSIONS"] = {"crawler.extensions.Progress": None}
     if not args.archive:  # nothing to keep: extraction only
         overrides["ITEM_PIPELINES"] = {"pipelines.extract.ExtractionPipeline": 100}
+        overrides["EXTENSIONS"]["crawler.extensions.CrawlReport"] = None
     settings = project_settings(overrides)
     [result] = run_spiders([("fetch", {"url": url})], settings, keep_items=True)
     if result.error:

@@ -43,6 +43,12 @@ DOWNLOAD_HANDLERS = {
     "http": "crawler.cassette.CassetteDownloadHandler",
     "https": "crawler.cassette.CassetteDownloadHandler",
 }
+EXTENSIONS = {
+    "crawler.extensions.Progress": 500,
+    "crawler.extensions.CrawlReport": 510,
+}
+#: Seconds between progress log lines (a terminal gets a live line instead).
+GOVCRAWL_PROGRESS_INTERVAL = 10.0
 ITEM_PIPELINES = {
     "pipelines.extract.ExtractionPipeline": 100,
     "pipelines.dedup.DedupPipeline": 300,
