@@ -29,15 +29,23 @@ that is already decoded) replay too.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import http
 import logging
 import os
 import tempfile
+import weakref
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scrapy import signals
+from scrapy.http import Headers, Response
+from scrapy.responsetypes import responsetypes
+from scrapy.utils.misc import build_from_crawler, load_object
 from vcr.cassette import Cassette
 from vcr.filters import decode_response, remove_headers
 from vcr.persisters.filesystem import FilesystemPersister
@@ -47,7 +55,13 @@ from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 from w3lib.url import safe_url_string
 
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
+
 __all__ = [
+    "CassetteDownloadHandler",
     "CassetteMiss",
     "Interaction",
     "load_cassette",
@@ -205,3 +219,230 @@ def _vcr_matchers() -> dict[str, Any]:
 
 
 _MATCHERS = _vcr_matchers()
+
+
+# --- Scrapy <-> vcrpy -----------------------------------------------------------------------
+
+
+def vcr_request(request: Request) -> VcrRequest:
+    """vcrpy's view of a Scrapy request (headers joined, latin-1 as http.client reads them)."""
+    headers = {
+        _header_text(name): _header_text(b", ".join(values))
+        for name, values in request.headers.items()
+    }
+    return VcrRequest(request.method, request.url, request.body or None, headers)
+
+
+def recorded_response(response: Response) -> dict[str, Any]:
+    """A downloaded Scrapy response as a plain vcrpy response dict (body decoded)."""
+    try:
+        reason = http.HTTPStatus(response.status).phrase
+    except ValueError:
+        reason = ""
+    headers = {
+        _header_text(name): [_header_text(v) for v in values]
+        for name, values in response.headers.items()
+    }
+    recorded = {
+        "status": {"code": response.status, "message": reason},
+        "headers": headers,
+        "body": {"string": response.body},
+    }
+    return plain_response(recorded)
+
+
+def replayed_response(request: Request, recorded: dict[str, Any]) -> Response:
+    """The Scrapy response for a recorded one: decoded, of the class its headers call for."""
+    recorded = decode_response(recorded)
+    headers = Headers()
+    for name, values in recorded["headers"].items():
+        if name.lower() != "transfer-encoding":
+            headers.setlist(_header_bytes(name), [_header_bytes(v) for v in values])
+    body = recorded["body"]["string"] or b""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    respcls = responsetypes.from_args(headers=headers, url=request.url, body=body)
+    return respcls(
+        url=request.url,
+        status=int(recorded["status"]["code"]),
+        headers=headers,
+        body=body,
+        flags=[REPLAY_FLAG],
+        request=request,
+    )
+
+
+# --- open cassettes ---------------------------------------------------------------------------
+
+#: Cassettes open in this process, by path: crawlers running at the same time share one.
+_open: dict[str, tuple[Cassette, set[int]]] = {}
+#: How often each (method, uri) of a cassette has been replayed in this process. The n-th request
+#: gets the n-th recorded response; once they are used up, the last one repeats. A second crawl in
+#: the same process thus sees a page's next recorded version, or the same one again.
+_replay_cursors: dict[str, Counter[tuple[str, str]]] = {}
+
+
+def _acquire(path: str, record_mode: str, user: int) -> Cassette:
+    if path not in _open:
+        _open[path] = (load_cassette(path, record_mode), set())
+    cassette, users = _open[path]
+    users.add(user)
+    return cassette
+
+
+def _save(cassette: Cassette) -> None:
+    """Save what was recorded (vcrpy saves only when something changed)."""
+    try:
+        cassette._save()
+    except Exception:
+        logger.exception("Could not save cassette %s", cassette.path)
+
+
+def _release(path: str, user: int) -> None:
+    cassette, users = _open.get(path, (None, set()))
+    users.discard(user)
+    if cassette is not None:
+        _save(cassette)
+        if not users:
+            del _open[path]
+
+
+@atexit.register
+def _save_all() -> None:
+    """Last resort for a process that stops without closing its crawlers."""
+    for cassette, _ in list(_open.values()):
+        _save(cassette)
+
+
+class CassetteLibrary:
+    """The cassettes one crawler uses, shared by its http and https handlers.
+
+    Opens the cassette of the running spider on first use, and saves on ``spider_closed``,
+    ``engine_stopped`` and when the handlers close (saves are atomic and only happen when
+    something was recorded).
+    """
+
+    _by_crawler: weakref.WeakKeyDictionary[Crawler, CassetteLibrary] = weakref.WeakKeyDictionary()
+
+    def __init__(self, crawler: Crawler):
+        settings = crawler.settings
+        self.crawler = crawler
+        self.file: str | None = settings.get("GOVCRAWL_CASSETTE") or None
+        self.dir: str | None = settings.get("GOVCRAWL_CASSETTE_DIR") or None
+        self.record_mode = validate_record_mode(settings.get("GOVCRAWL_RECORD_MODE") or "none")
+        self._paths: set[str] = set()
+        crawler.signals.connect(self.save, signal=signals.spider_closed)
+        crawler.signals.connect(self.close, signal=signals.engine_stopped)
+
+    @classmethod
+    def for_crawler(cls, crawler: Crawler) -> CassetteLibrary:
+        if crawler not in cls._by_crawler:
+            cls._by_crawler[crawler] = cls(crawler)
+        return cls._by_crawler[crawler]
+
+    @staticmethod
+    def configured(settings: BaseSettings) -> bool:
+        return bool(settings.get("GOVCRAWL_CASSETTE") or settings.get("GOVCRAWL_CASSETTE_DIR"))
+
+    def path(self) -> str:
+        """The cassette of the running spider."""
+        if self.file:
+            return os.fspath(Path(self.file).expanduser())
+        spider = self.crawler.spider
+        if spider is None:
+            raise RuntimeError("GOVCRAWL_CASSETTE_DIR needs a running spider to name the cassette")
+        return os.fspath(Path(self.dir).expanduser() / f"{spider.name}.yaml")
+
+    def cassette(self) -> Cassette:
+        path = self.path()
+        self._paths.add(path)
+        return _acquire(path, self.record_mode, id(self))
+
+    def save(self) -> None:
+        for path in self._paths:
+            if path in _open:
+                _save(_open[path][0])
+
+    def close(self) -> None:
+        for path in self._paths:
+            _release(path, id(self))
+        self._paths.clear()
+
+
+# --- the download handler ---------------------------------------------------------------------
+
+
+class CassetteDownloadHandler:
+    """Scrapy download handler that replays and records vcrpy cassettes.
+
+    A recorded response is replayed when the request matches (method + URI, as vcrpy's defaults)
+    and the record mode is not ``all``; otherwise, if the record mode allows, the request goes
+    through the network handler and the response is recorded; otherwise it fails at once with
+    :class:`CassetteMiss`. Stats: ``govcrawl/cassette/replayed``, ``govcrawl/cassette/recorded``,
+    ``govcrawl/errors/cassette_miss``.
+    """
+
+    lazy = False
+
+    def __init__(self, crawler: Crawler, network_cls: type | None = None):
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.library = CassetteLibrary.for_crawler(crawler)
+        self.record_mode = self.library.record_mode
+        self._network_cls = network_cls or _network_handler_class(crawler.settings)
+        # Built now when it may be used: some handlers (scrapy-playwright) hook engine_started.
+        self._network = (
+            None if self.record_mode == "none" else build_from_crawler(self._network_cls, crawler)
+        )
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Any:
+        network_cls = _network_handler_class(crawler.settings)
+        if not CassetteLibrary.configured(crawler.settings):
+            return build_from_crawler(network_cls, crawler)  # no cassette: the network handler
+        return cls(crawler, network_cls)
+
+    async def download_request(self, request: Request) -> Response:
+        cassette = self.library.cassette()
+        vreq = vcr_request(request)
+        if self.record_mode != "all" and vreq in cassette:
+            recorded = self._next_response(cassette, vreq)
+            self.stats.inc_value("govcrawl/cassette/replayed")
+            return replayed_response(request, recorded)
+        if cassette.write_protected:
+            self.stats.inc_value("govcrawl/errors/cassette_miss")
+            raise CassetteMiss(request.url, cassette.path, self.record_mode)
+        if self._network is None:
+            self._network = build_from_crawler(self._network_cls, self.crawler)
+        response = await self._network.download_request(request)
+        cassette.append(vreq, recorded_response(response))
+        self.stats.inc_value("govcrawl/cassette/recorded")
+        return response
+
+    @staticmethod
+    def _next_response(cassette: Cassette, vreq: VcrRequest) -> dict[str, Any]:
+        responses = cassette.responses_of(vreq)
+        cursor = _replay_cursors.setdefault(cassette.path, Counter())
+        key = (vreq.method, vreq.uri)
+        index = min(cursor[key], len(responses) - 1)
+        cursor[key] += 1
+        return responses[index]
+
+    async def close(self) -> None:
+        self.library.close()
+        if self._network is not None and hasattr(self._network, "close"):
+            result = self._network.close()
+            if hasattr(result, "__await__"):
+                await result
+            elif result is not None:  # Deferred-returning close() of older handlers
+                from scrapy.utils.defer import maybe_deferred_to_future
+
+                await maybe_deferred_to_future(result)
+
+
+def _network_handler_class(settings: BaseSettings) -> type:
+    path = settings.get("GOVCRAWL_NETWORK_HANDLER") or DEFAULT_NETWORK_HANDLER
+    handler_cls = load_object(path)
+    if isinstance(handler_cls, type) and issubclass(handler_cls, CassetteDownloadHandler):
+        raise ValueError(f"GOVCRAWL_NETWORK_HANDLER={path!r} must be a real network handler")
+    return handler_cls
