@@ -46,8 +46,10 @@ from scrapy import signals
 from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 from scrapy.utils.misc import build_from_crawler, load_object
+from vcr import matchers as vcr_matchers
 from vcr.cassette import Cassette
 from vcr.filters import decode_response, remove_headers
+from vcr.matchers import requests_match
 from vcr.persisters.filesystem import FilesystemPersister
 from vcr.record_mode import validate_record_mode
 from vcr.request import Request as VcrRequest
@@ -71,8 +73,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_NETWORK_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
-#: vcrpy's default matching: headers are ignored, so conditional GETs still match.
-MATCH_ON = ("method", "uri")
+#: vcrpy's default matching (method + URI): headers are ignored, so conditional GETs still match.
+MATCH_ON = (vcr_matchers.method, vcr_matchers.uri)
 #: Request headers never written to a cassette.
 PRIVATE_REQUEST_HEADERS = ("Cookie", "Authorization", "Proxy-Authorization")
 #: Flag set on every replayed response (``response.flags``).
@@ -202,7 +204,7 @@ def load_cassette(path: str | os.PathLike[str], record_mode: str = "none") -> Ca
     return Cassette.load(
         path=str(path),
         record_mode=validate_record_mode(record_mode),
-        match_on=tuple(_MATCHERS[m] for m in MATCH_ON),
+        match_on=MATCH_ON,
         persister=AtomicFilesystemPersister,
         serializer=yamlserializer,
         allow_playback_repeats=True,
@@ -210,15 +212,6 @@ def load_cassette(path: str | os.PathLike[str], record_mode: str = "none") -> Ca
             remove_headers, headers_to_remove=PRIVATE_REQUEST_HEADERS
         ),
     )
-
-
-def _vcr_matchers() -> dict[str, Any]:
-    from vcr import matchers
-
-    return {"method": matchers.method, "uri": matchers.uri}
-
-
-_MATCHERS = _vcr_matchers()
 
 
 # --- Scrapy <-> vcrpy -----------------------------------------------------------------------
@@ -274,35 +267,94 @@ def replayed_response(request: Request, recorded: dict[str, Any]) -> Response:
 
 # --- open cassettes ---------------------------------------------------------------------------
 
-#: Cassettes open in this process, by path: crawlers running at the same time share one.
-_open: dict[str, tuple[Cassette, set[int]]] = {}
-#: How often each (method, uri) of a cassette has been replayed in this process. The n-th request
-#: gets the n-th recorded response; once they are used up, the last one repeats. A second crawl in
-#: the same process thus sees a page's next recorded version, or the same one again.
-_replay_cursors: dict[str, Counter[tuple[str, str]]] = {}
+
+class OpenCassette:
+    """A vcrpy :class:`~vcr.cassette.Cassette` with an index of its interactions.
+
+    vcrpy looks a request up by matching it against every interaction: with thousands of pages
+    that is milliseconds per request, in the reactor thread. The index narrows the search to the
+    interactions with the same method and URI; vcrpy's own matchers still decide.
+
+    Replays follow the recording order: the n-th request for a (method, URI) gets the n-th
+    recorded response, and once they are used up the last one repeats. The count lives as long as
+    the process, so a second crawl in the same process sees a page's next recorded version, or
+    the same one again.
+    """
+
+    _replays: dict[str, Counter[tuple]] = {}
+
+    def __init__(self, cassette: Cassette):
+        self.cassette = cassette
+        self.path: str = cassette.path
+        self._index: dict[tuple, list[int]] = {}
+        self._indexed = 0
+        self._replayed = self._replays.setdefault(self.path, Counter())
+
+    @staticmethod
+    def _key(request: VcrRequest) -> tuple:
+        u = request.parsed_uri  # what vcrpy's method + uri matchers compare
+        return (request.method, u.scheme, u.netloc, u.path or "/", u.params, u.query, u.fragment)
+
+    def _refresh(self) -> None:
+        data = self.cassette.data
+        for i in range(self._indexed, len(data)):
+            self._index.setdefault(self._key(data[i][0]), []).append(i)
+        self._indexed = len(data)
+
+    def responses_for(self, request: VcrRequest) -> list[dict[str, Any]]:
+        """The recorded responses that vcrpy's matchers match to ``request``, in recording order."""
+        request = self.cassette.filter_request(request)
+        self._refresh()
+        data, match_on = self.cassette.data, self.cassette._match_on
+        return [
+            data[i][1]
+            for i in self._index.get(self._key(request), ())
+            if requests_match(request, data[i][0], match_on)
+        ]
+
+    def replay(self, request: VcrRequest) -> dict[str, Any] | None:
+        """The next recorded response for ``request`` (see the class doc), or None."""
+        responses = self.responses_for(request)
+        if not responses:
+            return None
+        key = self._key(request)
+        index = min(self._replayed[key], len(responses) - 1)
+        self._replayed[key] += 1
+        return responses[index]
+
+    @property
+    def write_protected(self) -> bool:
+        return self.cassette.write_protected
+
+    def record(self, request: VcrRequest, response: dict[str, Any]) -> None:
+        self.cassette.append(request, response)
+
+    def save(self) -> None:
+        """Save what was recorded, atomically (vcrpy writes only when something changed)."""
+        try:
+            self.cassette._save()
+        except Exception:
+            logger.exception("Could not save cassette %s", self.path)
 
 
-def _acquire(path: str, record_mode: str, user: int) -> Cassette:
+#: Cassettes open in this process, by path, with their users: crawlers running at the same time
+#: share one, and the last one to close drops it (the next crawl loads the file again).
+_open: dict[str, tuple[OpenCassette, set[int]]] = {}
+
+
+def _acquire(path: str, record_mode: str, user: int) -> OpenCassette:
     if path not in _open:
-        _open[path] = (load_cassette(path, record_mode), set())
+        _open[path] = (OpenCassette(load_cassette(path, record_mode)), set())
     cassette, users = _open[path]
     users.add(user)
     return cassette
-
-
-def _save(cassette: Cassette) -> None:
-    """Save what was recorded (vcrpy saves only when something changed)."""
-    try:
-        cassette._save()
-    except Exception:
-        logger.exception("Could not save cassette %s", cassette.path)
 
 
 def _release(path: str, user: int) -> None:
     cassette, users = _open.get(path, (None, set()))
     users.discard(user)
     if cassette is not None:
-        _save(cassette)
+        cassette.save()
         if not users:
             del _open[path]
 
@@ -311,7 +363,7 @@ def _release(path: str, user: int) -> None:
 def _save_all() -> None:
     """Last resort for a process that stops without closing its crawlers."""
     for cassette, _ in list(_open.values()):
-        _save(cassette)
+        cassette.save()
 
 
 class CassetteLibrary:
@@ -331,6 +383,7 @@ class CassetteLibrary:
         self.dir: str | None = settings.get("GOVCRAWL_CASSETTE_DIR") or None
         self.record_mode = validate_record_mode(settings.get("GOVCRAWL_RECORD_MODE") or "none")
         self._paths: set[str] = set()
+        self._current: tuple[Any, OpenCassette] | None = None
         crawler.signals.connect(self.save, signal=signals.spider_closed)
         crawler.signals.connect(self.close, signal=signals.engine_stopped)
 
@@ -353,20 +406,25 @@ class CassetteLibrary:
             raise RuntimeError("GOVCRAWL_CASSETTE_DIR needs a running spider to name the cassette")
         return os.fspath(Path(self.dir).expanduser() / f"{spider.name}.yaml")
 
-    def cassette(self) -> Cassette:
-        path = self.path()
-        self._paths.add(path)
-        return _acquire(path, self.record_mode, id(self))
+    def cassette(self) -> OpenCassette:
+        """The open cassette of the running spider."""
+        spider = self.crawler.spider
+        if self._current is None or self._current[0] is not spider:
+            path = self.path()
+            self._paths.add(path)
+            self._current = (spider, _acquire(path, self.record_mode, id(self)))
+        return self._current[1]
 
     def save(self) -> None:
         for path in self._paths:
             if path in _open:
-                _save(_open[path][0])
+                _open[path][0].save()
 
     def close(self) -> None:
         for path in self._paths:
             _release(path, id(self))
         self._paths.clear()
+        self._current = None
 
 
 # --- the download handler ---------------------------------------------------------------------
@@ -405,8 +463,7 @@ class CassetteDownloadHandler:
     async def download_request(self, request: Request) -> Response:
         cassette = self.library.cassette()
         vreq = vcr_request(request)
-        if self.record_mode != "all" and vreq in cassette:
-            recorded = self._next_response(cassette, vreq)
+        if self.record_mode != "all" and (recorded := cassette.replay(vreq)) is not None:
             self.stats.inc_value("govcrawl/cassette/replayed")
             return replayed_response(request, recorded)
         if cassette.write_protected:
@@ -415,18 +472,9 @@ class CassetteDownloadHandler:
         if self._network is None:
             self._network = build_from_crawler(self._network_cls, self.crawler)
         response = await self._network.download_request(request)
-        cassette.append(vreq, recorded_response(response))
+        cassette.record(vreq, recorded_response(response))
         self.stats.inc_value("govcrawl/cassette/recorded")
         return response
-
-    @staticmethod
-    def _next_response(cassette: Cassette, vreq: VcrRequest) -> dict[str, Any]:
-        responses = cassette.responses_of(vreq)
-        cursor = _replay_cursors.setdefault(cassette.path, Counter())
-        key = (vreq.method, vreq.uri)
-        index = min(cursor[key], len(responses) - 1)
-        cursor[key] += 1
-        return responses[index]
 
     async def close(self) -> None:
         self.library.close()

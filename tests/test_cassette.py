@@ -23,11 +23,9 @@ import pytest
 import requests
 import vcr
 import yaml
+from vcr.request import Request as VcrRequest
 
-from crawler.cassette import (
-    Interaction,
-    write_cassette,
-)
+from crawler.cassette import Interaction, load_cassette, write_cassette
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = REPO / "tests" / "corpus" / "pages"
@@ -154,7 +152,7 @@ PROBE = textwrap.dedent(
 
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
-    settings.setdict({"ITEM_PIPELINES": {}, "AUTOTHROTTLE_ENABLED": False, "RETRY_ENABLED": False,
+    settings.setdict({"ITEM_PIPELINES": {}, "SPIDER_MODULES": [], "AUTOTHROTTLE_ENABLED": False,
                       "LOG_LEVEL": "INFO", **config["settings"]}, priority="cmdline")
     process = CrawlerProcess(settings, install_root_handler=True)
 
@@ -346,3 +344,78 @@ def test_write_cassette_from_real_pages(tmp_path):
     gbk = next(r for u, r in got.items() if "%E5%85%AC" in u)  # Scrapy's safe URL of 公开目录
     assert gbk["body"] == GBK_PAGE and gbk["text"] == EXPECTED_TEXT["/gbk.html"]
     assert "govcrawl/errors/cassette_miss" not in run["stats"]
+
+
+def test_record_modes_new_episodes_and_all(tmp_path, site):
+    cassette = tmp_path / "modes.yaml"
+    stale = b"<html><body>old version</body></html>"
+    write_cassette(cassette, [
+        Interaction(site.url("/robots.txt"), ROBOTS),
+        Interaction(site.url("/utf8.html"), stale, headers={"Content-Type": "text/html"}),
+    ])
+    urls = [site.url("/utf8.html"), site.url("/gzip.html")]
+
+    [run] = crawl(tmp_path, urls, GOVCRAWL_CASSETTE=str(cassette),
+                  GOVCRAWL_RECORD_MODE="new_episodes")
+    got = by_path(run, site)
+    assert got["/utf8.html"]["body"] == stale and got["/utf8.html"]["flags"] == ["cassette"]
+    assert got["/gzip.html"]["body"] == GZIP_PAGE and "cassette" not in got["/gzip.html"]["flags"]
+    assert site.hits == ["/gzip.html"]  # only the unmatched request went out
+    uris = [r.uri for r in load_cassette(cassette).requests]
+    assert uris == [site.url("/robots.txt"), site.url("/utf8.html"), site.url("/gzip.html")]
+
+    [run] = crawl(tmp_path, urls, GOVCRAWL_CASSETTE=str(cassette), GOVCRAWL_RECORD_MODE="all")
+    got = by_path(run, site)
+    assert got["/utf8.html"]["body"] == UTF8_PAGE  # re-recorded from the server
+    assert sorted(site.hits) == sorted(["/gzip.html", "/robots.txt", "/utf8.html", "/gzip.html"])
+    recorded = load_cassette(cassette)
+    assert len(recorded) == 3  # re-recorded interactions replace the old ones
+    [utf8] = recorded.responses_of(VcrRequest("GET", urls[0], None, {}))
+    assert utf8["body"]["string"] == UTF8_PAGE
+
+
+def test_once_with_existing_cassette_refuses_new_requests(tmp_path, site):
+    cassette = tmp_path / "once.yaml"
+    write_cassette(cassette, [Interaction(site.url("/robots.txt"), ROBOTS)])
+    [run] = crawl(tmp_path, [site.url("/utf8.html")], GOVCRAWL_CASSETTE=str(cassette),
+                  GOVCRAWL_RECORD_MODE="once")
+    [error] = run["errors"]
+    assert error["type"] == "CassetteMiss" and "'once'" in error["message"]
+    assert site.hits == []
+
+
+def test_no_cassette_is_a_pass_through(tmp_path, site):
+    [run] = crawl(tmp_path, [site.url(p) for p in PAGE_PATHS])
+    assert run["errors"] == []
+    got = by_path(run, site)
+    assert_same_as_served(got, PAGE_PATHS)
+    assert not any(r["flags"] for r in got.values())
+    assert not [k for k in run["stats"] if k.startswith("govcrawl/cassette/")]
+
+
+def test_recording_is_saved_when_the_crawl_stops_early(tmp_path, site):
+    cassette = tmp_path / "early.yaml"
+    urls = [site.url(p) for p in PAGE_PATHS]
+    [run] = crawl(tmp_path, urls, GOVCRAWL_CASSETTE=str(cassette), GOVCRAWL_RECORD_MODE="once",
+                  CLOSESPIDER_PAGECOUNT=2, CONCURRENT_REQUESTS=1)
+    assert len(run["responses"]) < len(PAGE_PATHS)
+    saved = load_cassette(cassette)
+    assert len(saved) == run["stats"]["govcrawl/cassette/recorded"] >= 2
+    for request, response in zip(saved.requests, saved.responses, strict=True):
+        assert response["body"]["string"] == ROUTES[request.uri.removeprefix(site.base)][2]
+
+
+@pytest.mark.parametrize("body", [
+    UTF8_PAGE,
+    GBK_PAGE,
+    BINARY,
+    b"\xef\xbb\xbf<p>BOM\r\n\r \t trailing \x00 NUL \xc2\x85 NEL \xe2\x80\xa8 LS</p>\n\n",
+    b"\xff\xfe<\x00p\x00>\x00",  # UTF-16
+    b"",
+], ids=["utf8-crcrlf", "gbk", "binary", "controls", "utf16", "empty"])
+def test_bodies_round_trip_byte_exact(tmp_path, body):
+    cassette = tmp_path / "exact.yaml"
+    write_cassette(cassette, [Interaction("http://www.example.gov.cn/a", body)])
+    assert load_cassette(cassette).responses[0]["body"]["string"] == body
+    with vcr.use_cassette(str(cassette), record_mode="none"):
+        assert requests.get("http://www.example.gov.cn/a", timeout=10).content == body
