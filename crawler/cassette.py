@@ -90,7 +90,8 @@ class CassetteMiss(Exception):
         self.record_mode = str(getattr(record_mode, "value", record_mode))
         super().__init__(
             f"No recorded response for {url} in cassette {self.cassette_path} "
-            f"(record mode {self.record_mode!r} forbids recording it)"
+            f"(record mode {self.record_mode!r} forbids recording it; "
+            f"GOVCRAWL_RECORD_MODE=new_episodes would record it)"
         )
 
 
@@ -101,7 +102,8 @@ class AtomicFilesystemPersister(FilesystemPersister):
     """vcrpy's filesystem persister, but a save never leaves a half-written cassette behind."""
 
     @staticmethod
-    def save_cassette(cassette_path, cassette_dict, serializer) -> None:  # noqa: ANN001 (vcrpy API)
+    def save_cassette(cassette_path: str | os.PathLike[str], cassette_dict: dict[str, Any],
+                      serializer: Any) -> None:
         data = serialize(cassette_dict, serializer)
         path = Path(cassette_path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,8 @@ PROBE = textwrap.dedent(
 
         async def start(self):
             for url in config["urls"]:
-                yield scrapy.Request(url, dont_filter=True, errback=self.failed)
+                yield scrapy.Request(url, dont_filter=True, errback=self.failed,
+                                     meta=config.get("meta", {}))
 
         def parse(self, response):
             self.run["responses"].append({
@@ -180,11 +181,11 @@ PROBE = textwrap.dedent(
 
 
 def crawl(tmp_path: Path, urls: list[str], crawls: int = 1, timeout: float = 120,
-          **settings) -> list[dict]:
+          meta: dict | None = None, **settings) -> list[dict]:
     """Crawl ``urls`` with the project's settings (plus ``settings``) in a child process."""
     script = tmp_path / "probe.py"
     script.write_text(PROBE, encoding="utf-8")
-    config = {"urls": urls, "crawls": crawls, "settings": settings}
+    config = {"urls": urls, "crawls": crawls, "settings": settings, "meta": meta or {}}
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, str(script), json.dumps(config)],
@@ -419,3 +420,33 @@ def test_bodies_round_trip_byte_exact(tmp_path, body):
     assert load_cassette(cassette).responses[0]["body"]["string"] == body
     with vcr.use_cassette(str(cassette), record_mode="none"):
         assert requests.get("http://www.example.gov.cn/a", timeout=10).content == body
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_records_through_playwright_handler(tmp_path, site):
+    cassette = tmp_path / "rendered.yaml"
+    playwright = {
+        "GOVCRAWL_NETWORK_HANDLER": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+        "PLAYWRIGHT_BROWSER_TYPE": "chromium",
+        "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": str(CHROMIUM), "args": [
+            "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"]},
+        "ROBOTSTXT_OBEY": False,
+    }
+    url = site.url("/utf8.html")
+    [run] = crawl(tmp_path, [url], meta={"playwright": True}, timeout=180,
+                  GOVCRAWL_CASSETTE=str(cassette), GOVCRAWL_RECORD_MODE="once", **playwright)
+    assert run["errors"] == []
+    [live] = run["responses"]
+    assert "playwright" in live["flags"]
+    assert "习近平" in live["text"]  # the page as the browser rendered it
+    site.stop()
+
+    [run] = crawl(tmp_path, [url], meta={"playwright": True},
+                  GOVCRAWL_CASSETTE=str(cassette), GOVCRAWL_RECORD_MODE="none", **playwright)
+    [replayed] = run["responses"]
+    assert replayed["flags"] == ["cassette"]
+    assert replayed["body"] == live["body"] and replayed["text"] == live["text"]
