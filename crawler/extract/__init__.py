@@ -1,0 +1,19 @@
+"""Government-aware extraction and cleaning.
+
+Public API::
+
+    decode_html(body, content_type=None) -> (text, encoding)
+    extract(body, url, headers=None) -> Document
+    classify_line(text, zone) -> label | None        # boilerplate label of one line
+    spam_verdict(line) -> 'spam' | 'keep' | 'review'
+    cloaking_findings({'browser': text, 'baiduspider': text, ...}) -> [finding]
+
+Lexicons and patterns are data: ``crawler/lexicons/*.yaml``.
+"""
+
+from crawler.extract.core import extract
+from crawler.extract.decode import decode_html
+from crawler.extract.findings import cloaking_findings
+from crawler.extract.lines import classify_line, spam_verdict
+
+__all__ = ["classify_line", "cloaking_findings", "decode_html", "extract", "spam_verdict"]

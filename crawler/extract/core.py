@@ -1,0 +1,267 @@
+"""extract(): one page -> Document. Parse once, clean the DOM, extract, clean lines, read metadata."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import trafilatura
+from lxml.html import HtmlElement
+
+from crawler.extract import dom, findings, meta
+from crawler.extract.decode import decode_html
+from crawler.extract.lines import REVIEW, SPAM, classify_line, normalise, spam_verdict
+from crawler.items import Document
+
+_TABLE_ROW = re.compile(r"^\|.*\|$")
+_CELL_SEP = re.compile(r"\s*\|\s*")
+_WS = re.compile(r"[ \t\u3000\xa0]+")
+#: Lines this long are paragraphs: a repeat of one is repeated content.
+LONG_LINE = 20
+HEAD_LINES = 3
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    lname = name.lower()
+    for k, v in headers.items():
+        if k.lower() == lname:
+            return v
+    return None
+
+
+def _trafilatura_text(tree: HtmlElement, url: str | None) -> str:
+    """trafilatura on a tree it may modify; tables as tab-separated rows (not markdown pipes)."""
+    text = trafilatura.extract(
+        tree, url=url or None, include_comments=False, include_tables=True, deduplicate=False
+    )
+    if not text:
+        return ""
+    out = []
+    for line in text.splitlines():
+        s = line.strip()
+        if _TABLE_ROW.match(s):
+            cells = [c for c in _CELL_SEP.split(s.strip("|")) if c]
+            s = "\t".join(cells)
+        if s:
+            out.append(s)
+    return "\n".join(out)
+
+
+def _container_text(container: HtmlElement, url: str | None) -> list[str]:
+    """Text of the article container: trafilatura on a copy of it; our own block serialisation when
+    trafilatura keeps too little of it (tiny bodies, table-only bodies)."""
+    own = dom.block_lines(container)
+    own_chars = sum(len(x.replace(" ", "")) for x in own)
+    doc = dom.lxml_html.document_fromstring("<html><body></body></html>")
+    doc.find("body").append(copy.deepcopy(container))
+    text = _trafilatura_text(doc, url)
+    got = len(re.sub(r"\s", "", text))
+    if own_chars and got < 0.6 * own_chars:
+        return own
+    return text.splitlines()
+
+
+def _clean_lines(
+    lines: list[str], doc: Document, title: str | None, whole_page: bool
+) -> list[str]:
+    """Line-level removal: spam, boilerplate (zoned), repeated paragraphs."""
+    removed = doc.removed
+    n = len(lines)
+    kept: list[str] = []
+    seen: set[str] = set()
+    dup_flags: list[bool] = []
+    in_tail = False
+    ntitle = normalise(title or "")
+    review = False
+    for i, raw in enumerate(lines):
+        line = _WS.sub(" ", raw).strip()
+        if not line:
+            continue
+        verdict = spam_verdict(line)
+        if verdict == SPAM:
+            removed["spam"] += 1
+            doc.spam.append(line)
+            continue
+        review = review or verdict == REVIEW
+        if i < HEAD_LINES:
+            zone = "head"
+        elif in_tail or (whole_page and i >= n - 12):
+            zone = "tail"
+        else:
+            zone = "body"
+        label = classify_line(line, zone)
+        if label is not None:
+            if label == "footer":
+                in_tail = True
+            removed["boilerplate"] += 1
+            continue
+        key = normalise(line)
+        if key in seen and (len(key) >= LONG_LINE or (kept and dup_flags and dup_flags[-1])):
+            removed["repeated"] += 1
+            dup_flags.append(True)
+            continue
+        if ntitle and key == ntitle and kept:
+            # the title again in the middle of the text: the start of a repeated copy
+            removed["repeated"] += 1
+            dup_flags.append(True)
+            continue
+        seen.add(key)
+        kept.append(line)
+        dup_flags.append(False)
+    if review:
+        doc.findings.append("spam_review")
+    return kept
+
+
+def _count_outside_repeats(root: HtmlElement, container: HtmlElement, kept: list[str]) -> int:
+    """Paragraphs outside the container that repeat a paragraph of the article (hidden or mobile
+    copies of the body): not extracted, counted as repeated."""
+    body_keys = {normalise(x) for x in kept if len(x) >= LONG_LINE}
+    if not body_keys:
+        return 0
+    inside = set(container.iter())
+    count = 0
+    for el in root.iter("p", "div", "li", "td"):
+        if el in inside or len(el) > 3:
+            continue
+        t = normalise(dom.node_text(el))
+        if len(t) >= LONG_LINE and t in body_keys:
+            count += 1
+    return count
+
+
+def extract(
+    body: bytes | str, url: str, headers: Mapping[str, str] | None = None
+) -> Document:
+    """Extract one page: clean text, metadata, spam and page-level findings -> :class:`Document`."""
+    if isinstance(body, bytes):
+        text, _ = decode_html(body, _header(headers, "content-type"))
+    else:
+        text = body
+    doc = Document(url=url)
+    root = dom.parse(text)
+    tags = meta.meta_tags(root)
+    doc.meta = meta.kept_meta(tags)
+    title_el = root.find(".//title")
+    title_tag = title_el.text_content() if title_el is not None else ""
+    scripts = [s.text or "" for s in root.iter("script")] + [
+        s.get("src") or "" for s in root.iter("script")
+    ]
+
+    # page-level findings that need the raw page (scripts, meta, host)
+    doc.findings.extend(findings.script_findings(scripts))
+    doc.findings.extend(findings.meta_findings(tags, url))
+    challenge = findings.is_waf_challenge(scripts, root)
+
+    report = dom.DomReport()
+    dom.remove_hidden_spam(root, report)
+    for s in report.spam:
+        doc.spam.append(s)
+    doc.removed["spam"] += len(report.spam)
+
+    container = dom.find_container(root, report.hidden)
+    segments = list(dom.walk_segments(root, container))
+    before = [t for r, t in segments if r < 0]
+    inside = [t for r, t in segments if r == 0]
+    after = [t for r, t in segments if r > 0]
+
+    heads = meta.headings(root, container)
+    doc.title, hijacked = meta.choose_title(tags, title_tag, heads)
+    if hijacked:
+        doc.findings.append("title_hijack")
+
+    # metadata: labels before the container, then the head of the container, then after it
+    labelled = meta.labelled_fields(before[-400:])
+    for k, v in meta.labelled_fields(inside[:12] + after[:200]).items():
+        labelled.setdefault(k, v)
+    fields = meta.field_values(labelled)
+
+    scope = container.getparent() if container is not None else None
+    scope_scripts = (
+        [s.text or "" for s in scope.iter("script")] if scope is not None else scripts
+    )
+    doc.attachments = meta.attachments(root, scope, url, scope_scripts)
+
+    # text
+    if container is not None:
+        lines = _container_text(container, url)
+        kept = _clean_lines(lines, doc, doc.title, whole_page=False)
+        doc.removed["repeated"] += _count_outside_repeats(root, container, kept)
+    else:
+        work = copy.deepcopy(root)
+        lines = _trafilatura_text(work, url).splitlines()
+        kept = _clean_lines(lines, doc, doc.title, whole_page=True)
+    doc.text = "\n".join(kept)
+
+    _fill_fields(doc, fields, tags, before, url, text if not fields["published"] else None)
+    if doc.doc_no is None:
+        doc.doc_no = meta.doc_no_in(doc.title) or meta.doc_no_in(
+            "".join(kept[:2])[:60] if kept else None
+        )
+
+    if findings.pinyin_scraper(doc.text):
+        doc.findings.append("pinyin_gloss_scraper")
+    if challenge:
+        doc.findings.append("waf_challenge_not_content")
+    doc.is_document = not challenge and bool(doc.text.strip())
+    doc.findings = list(dict.fromkeys(doc.findings))
+    return doc
+
+
+def _fill_fields(
+    doc: Document,
+    fields: dict[str, str | None],
+    tags: dict[str, str],
+    before: list[str],
+    url: str,
+    html_text: str | None,
+) -> None:
+    doc.written = fields["written"]
+    doc.publisher = fields["publisher"]
+    doc.index_no = fields["index_no"]
+    doc.doc_no = fields["doc_no"]
+    doc.topic = fields["topic"]
+    doc.source = fields["source"] or meta.meta_value(tags, "source") or fields["publisher"]
+    if doc.source and doc.title and normalise(doc.source) == normalise(doc.title):
+        doc.source = fields["publisher"]
+    published = fields["published"] or meta.parse_date(meta.meta_value(tags, "published"))
+    if not published:
+        for seg in reversed(before[-12:]):
+            published = meta.only_date(seg)
+            if published:
+                break
+    if not published and not _has_empty_date_label(before):
+        published = meta.url_date(url)
+        if not published and html_text is not None:
+            published = _htmldate(html_text, url)
+    doc.published = published
+
+
+def _has_empty_date_label(before: list[str]) -> bool:
+    """The page shows a 发布时间/日期 label with no value (restored or broken templates): the page
+    itself says it has no date, so none is guessed."""
+    lab = meta.meta_lex().label
+    for i, seg in enumerate(before[-60:]):
+        seg = meta.normalise_label_space(seg)
+        m = lab.match(seg)
+        if m and m.lastgroup == "published" and not seg[m.end() :].strip():
+            return True
+    return False
+
+
+def _htmldate(html_text: str, url: str) -> str | None:
+    """htmldate as the last resort (it reads 发布日期：2023年3月10日 as 2023-01-01, hence last)."""
+    try:
+        from htmldate import find_date
+
+        return find_date(html_text, url=url or None, original_date=True, extensive_search=False)
+    except Exception:  # noqa: BLE001 - a fallback must never break extraction
+        return None
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()

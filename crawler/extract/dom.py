@@ -1,0 +1,302 @@
+"""DOM-level work on one lxml tree: parse, hidden-spam removal, article container, text walks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+
+from lxml import etree
+from lxml import html as lxml_html
+from lxml.html import HtmlElement
+
+from crawler.extract.lexicon import load, rx_any
+from crawler.extract.lines import is_spammy
+
+_MARKUP_START = re.compile(r"<(?:!doctype|html|head|body|meta|title|!--)", re.I)
+_WS = re.compile(r"\s+")
+#: Elements that start a new line of text.
+BLOCK_TAGS = frozenset(
+    ["address", "article", "aside", "blockquote", "body", "br", "center", "dd", "details", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "th", "thead", "tfoot", "tr", "ul", "ucapcontent", "title", "marquee"]
+)
+
+
+@dataclass(frozen=True)
+class _DomLex:
+    strong: frozenset[str]
+    weak: frozenset[str]
+    container_tags: frozenset[str]
+    drop_tags: frozenset[str]
+    hidden_classes: frozenset[str]
+    exempt_classes: frozenset[str]
+    exempt_roles: frozenset[str]
+    hidden_style: re.Pattern[str]
+    chrome: frozenset[str]
+
+
+@cache
+def dom_lex() -> _DomLex:
+    lex = load("dom")
+    low = lambda xs: frozenset(x.lower() for x in xs)  # noqa: E731
+    return _DomLex(
+        strong=low(lex["containers"]["strong"]),
+        weak=low(lex["containers"]["weak"]),
+        container_tags=low(lex["containers"]["tags"]),
+        drop_tags=low(lex["drop_tags"]),
+        hidden_classes=low(lex["hidden_classes"]),
+        exempt_classes=low(lex["hidden_exempt_classes"]),
+        exempt_roles=low(lex["hidden_exempt_roles"]),
+        hidden_style=rx_any(lex["hidden_style"]),
+        chrome=low(lex["chrome_tokens"]),
+    )
+
+
+def parse(text: str) -> HtmlElement:
+    """Parse once. Text before the first markup (crawler logs, stray bytes) is not the page."""
+    m = _MARKUP_START.search(text, 0, 65536)
+    if m and m.start() and text[: m.start()].strip():
+        text = text[m.start() :]
+    if not text.strip():
+        text = "<html><body></body></html>"
+    try:
+        return lxml_html.document_fromstring(text)
+    except (etree.ParserError, ValueError):
+        return lxml_html.document_fromstring("<html><body></body></html>")
+
+
+def tokens(el: HtmlElement) -> set[str]:
+    """Lower-cased class tokens and id of an element."""
+    out = set((el.get("class") or "").lower().split())
+    ident = el.get("id")
+    if ident:
+        out.add(ident.lower())
+    return out
+
+
+def _marquee_hidden(el: HtmlElement) -> bool:
+    def small(v: str | None) -> bool:
+        return bool(v) and v.strip().rstrip("px").isdigit() and int(v.strip().rstrip("px")) <= 5
+
+    amount = (el.get("scrollamount") or "").strip()
+    return small(el.get("width")) or small(el.get("height")) or (amount.isdigit() and int(amount) >= 100)
+
+
+def is_hidden(el: HtmlElement) -> bool:
+    """Hidden or near-invisible by its own markup (inline style, hidden attribute/class, tiny marquee)."""
+    lex = dom_lex()
+    if el.get("hidden") is not None or el.get("aria-hidden") == "true" and el.get("role"):
+        return True
+    style = el.get("style")
+    if style and lex.hidden_style.search(style):
+        return True
+    if el.tag == "marquee" and _marquee_hidden(el):
+        return True
+    return bool(tokens(el) & lex.hidden_classes)
+
+
+def is_exempt(el: HtmlElement) -> bool:
+    """Hidden for a legitimate reason: accessibility text, tab panes, menus."""
+    lex = dom_lex()
+    return bool(tokens(el) & lex.exempt_classes) or (el.get("role") or "").lower() in lex.exempt_roles
+
+
+def node_text(el: HtmlElement) -> str:
+    """Visible-ish text of a subtree (no script/style), whitespace collapsed."""
+    drop = dom_lex().drop_tags
+    parts = []
+    for node in el.iter():
+        if not isinstance(node.tag, str):
+            if node.tail:
+                parts.append(node.tail)
+            continue
+        if node.tag in drop:
+            if node is not el and node.tail:
+                parts.append(node.tail)
+            continue
+        if node.text:
+            parts.append(node.text)
+        if node is not el and node.tail:
+            parts.append(node.tail)
+    return _WS.sub(" ", " ".join(parts)).strip()
+
+
+@dataclass
+class DomReport:
+    """What DOM cleaning removed."""
+
+    spam: list[str] = field(default_factory=list)
+    hidden: list[HtmlElement] = field(default_factory=list)  # hidden but kept (skipped when scoring)
+
+
+def remove_hidden_spam(root: HtmlElement, report: DomReport) -> None:
+    """Remove hidden / off-screen / tiny nodes whose text or link targets are spam; keep other hidden
+    nodes (tab panes, analytics holders, skip links) but remember them."""
+    for el in list(root.iter()):
+        if not isinstance(el.tag, str) or el.tag in ("html", "head", "body"):
+            continue
+        if el.getparent() is None or not is_hidden(el):
+            continue
+        if is_exempt(el):
+            report.hidden.append(el)
+            continue
+        text = node_text(el)
+        hrefs = " ".join(a.get("href") or "" for a in el.iter("a"))
+        if (text or hrefs) and is_spammy(f"{text} {hrefs}"):
+            if text:
+                report.spam.append(text)
+            el.drop_tree()
+        else:
+            report.hidden.append(el)
+
+
+def _hidden_ancestry(el: HtmlElement, hidden: set[HtmlElement]) -> bool:
+    node: HtmlElement | None = el
+    while node is not None:
+        if node in hidden:
+            return True
+        node = node.getparent()
+    return False
+
+
+def _text_stats(el: HtmlElement) -> tuple[int, int, int]:
+    """(characters, characters inside links, sentence punctuation) of a subtree, no whitespace."""
+    drop = dom_lex().drop_tags
+    total = links = punct = 0
+    for node in el.iter():
+        if not isinstance(node.tag, str) or node.tag in drop:
+            continue
+        t = node.text
+        if t:
+            t = t.strip()
+            n = len(t)
+            total += n
+            if node.tag == "a" or any(a.tag == "a" for a in node.iterancestors()):
+                links += n
+            punct += sum(t.count(c) for c in "。，；：、")
+        tail = node.tail
+        if tail and node is not el:
+            tail = tail.strip()
+            n = len(tail)
+            total += n
+            parent = node.getparent()
+            if parent is not None and (
+                parent.tag == "a" or any(a.tag == "a" for a in parent.iterancestors())
+            ):
+                links += n
+            punct += sum(tail.count(c) for c in "。，；：、")
+    return total, links, punct
+
+
+def find_container(root: HtmlElement, hidden: list[HtmlElement]) -> HtmlElement | None:
+    """The article container: known CMS container classes first, innermost that keeps the text.
+
+    Returns None when no known container holds article-like text (the caller then lets trafilatura
+    find the main content on the whole page).
+    """
+    lex = dom_lex()
+    hidden_set = set(hidden)
+    body = root.find("body")
+    if body is None:
+        return None
+    cands: list[tuple[HtmlElement, bool]] = []
+    for el in body.iter():
+        if not isinstance(el.tag, str) or el.tag in lex.drop_tags:
+            continue
+        toks = tokens(el)
+        strong = el.tag in lex.container_tags or bool(toks & lex.strong)
+        if strong or toks & lex.weak:
+            cands.append((el, strong))
+    scored = []
+    for el, strong in cands:
+        if _hidden_ancestry(el, hidden_set):
+            continue
+        total, links, punct = _text_stats(el)
+        if total == 0 or links > 0.5 * total:
+            continue
+        scored.append((el, strong, total, links, punct))
+    if not scored:
+        return None
+    # the candidate with most non-link text (strong ones favoured), then its innermost descendant
+    # candidate that still holds nearly all of that text
+    def weight(item: tuple[HtmlElement, bool, int, int, int]) -> float:
+        _, strong, total, links, punct = item
+        return (total - links) * (1.0 if strong else 0.8) + 5 * punct
+
+    best = max(scored, key=weight)
+    if best[2] - best[3] < 2:
+        return None
+    chosen = best
+    for item in scored:
+        el = item[0]
+        if el is chosen[0] or item[2] < 0.9 * (chosen[2] - chosen[3]):
+            continue
+        if chosen[0] in el.iterancestors():
+            chosen = item
+    return chosen[0]
+
+
+def walk_segments(root: HtmlElement, container: HtmlElement | None) -> Iterator[tuple[int, str]]:
+    """Text pieces of the page in document order, as ``(region, text)``: region -1 before the
+    container, 0 inside it, 1 after it (all -1 when there is no container). Script/style skipped."""
+    drop = dom_lex().drop_tags
+    region = -1
+
+    def rec(el: HtmlElement) -> Iterator[tuple[int, str]]:
+        nonlocal region
+        if el is container:
+            region = 0
+        if isinstance(el.tag, str) and el.tag not in drop and el.text:
+            t = el.text.strip()
+            if t:
+                yield region, t
+        if isinstance(el.tag, str) and el.tag not in drop:
+            for child in el:
+                yield from rec(child)
+        if el is container:
+            region = 1
+        if el.tail:
+            t = el.tail.strip()
+            if t:
+                yield region, t
+
+    body = root.find("body")
+    if body is not None:
+        yield from rec(body)
+
+
+def block_lines(el: HtmlElement) -> list[str]:
+    """Own text serialisation of a subtree: one line per block, cells of a row joined by a tab."""
+    drop = dom_lex().drop_tags
+    out: list[str] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        line = _WS.sub(" ", "".join(buf)).strip()
+        if line:
+            out.append(line)
+        buf.clear()
+
+    def rec(node: HtmlElement) -> None:
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if tag in drop:
+            if node.tail:
+                buf.append(node.tail)
+            return
+        block = tag in BLOCK_TAGS and tag not in ("td", "th")
+        if block:
+            flush()
+        if tag in ("td", "th"):
+            buf.append("\t")
+        if tag and node.text:
+            buf.append(node.text)
+        for child in node:
+            rec(child)
+        if block:
+            flush()
+        if node is not el and node.tail:
+            buf.append(node.tail)
+
+    rec(el)
+    flush()
+    return out
