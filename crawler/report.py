@@ -6,6 +6,8 @@ from typing import Any
 
 from crawler.items import OUTCOMES
 
+#: Exceptions our components already count under ``govcrawl/errors/<kind>``.
+COUNTED_AS_GOVCRAWL_ERRORS = {"CassetteMiss"}
 ERROR_PREFIXES = (
     "downloader/exception_type_count/",
     "govcrawl/errors/",
@@ -20,6 +22,8 @@ def build_report(spider: str, stats: dict[str, Any], crawl_id: str | None = None
         for prefix in ERROR_PREFIXES:
             if key.startswith(prefix):
                 kind = key[len(prefix) :].rsplit(".", 1)[-1]
+                if kind in COUNTED_AS_GOVCRAWL_ERRORS:
+                    continue
                 errors[kind] = errors.get(kind, 0) + int(value)
     http_errors = {
         key.rsplit("/", 1)[-1]: int(value)
