@@ -1,0 +1,170 @@
+"""Dedup state: normalisation, persistence across restarts and crashes, rebuild, configuration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from crawler.dedup import (
+    DedupConfig,
+    DedupConfigError,
+    Deduplicator,
+    normalise_text,
+    open_state,
+    rebuild_state,
+    state_uri,
+    text_hash,
+)
+from crawler.dedup.sqlite import SQLiteDedupState, sqlite_path
+from tests.dedup_fixtures import REPO, corpus_articles, edit_text, seed_texts
+
+
+def test_normalise_ignores_width_punctuation_whitespace_and_furniture():
+    a = "关于印发《六枝特区2022年法治政府建设工作情况报告》的通知\n一、主要举措（试行）：第1条。"
+    b = ("关于印发 «六枝特区２０２２年法治政府建设工作情况报告» 的通知\r\n\n"
+         "一,主要举措(试行):第１条.  \u200b\n打印本页 关闭窗口\n【字体：大 中 小】\n浏览次数：88")
+    assert normalise_text(a) == normalise_text(b)
+    assert text_hash(a) == text_hash(b) and len(text_hash(a)) == 64
+    # real words stay: a line mentioning 打印 in prose is content
+    assert "请自行打印准考证" in normalise_text("请自行打印准考证。")
+    assert normalise_text("第一条") != normalise_text("第二条")
+    assert normalise_text("") == "" and normalise_text(" \n ") == ""
+
+
+def test_state_uri_default_and_sqlite_paths(tmp_path):
+    assert state_uri({"GOVCRAWL_STATE_DIR": ".govcrawl"}) == "sqlite:///.govcrawl/dedup.sqlite"
+    assert state_uri({"GOVCRAWL_STATE_DIR": "/var/x"}) == "sqlite:////var/x/dedup.sqlite"
+    assert state_uri({"GOVCRAWL_DEDUP_STATE": "redis://h/0"}) == "redis://h/0"
+    assert sqlite_path("sqlite:///rel/d.sqlite") == "rel/d.sqlite"
+    assert sqlite_path("sqlite:////abs/d.sqlite") == "/abs/d.sqlite"
+    with pytest.raises(ValueError, match="unknown dedup state scheme"):
+        open_state({"GOVCRAWL_DEDUP_STATE": "redis://127.0.0.1/0"})
+    settings = {"GOVCRAWL_DEDUP_STATE": f"sqlite:///{tmp_path}/s.sqlite"}
+    state = open_state(settings)
+    assert open_state(settings) is state  # one instance per process
+    state.close()
+    assert open_state(settings) is not state
+    open_state(settings).close()
+
+
+def _check_all(state, items):
+    dedup = Deduplicator(state)
+    return [dedup.check(url, text) for url, text in items]
+
+
+def test_state_survives_close_and_reopen(tmp_path):
+    path = tmp_path / "d.sqlite"
+    items = [(f"http://a.gov.cn/{i}.html", t) for i, t in enumerate(seed_texts())]
+    state = SQLiteDedupState(path)
+    first = _check_all(state, items)
+    state.close()
+    state = SQLiteDedupState(path)
+    again = _check_all(state, items)
+    assert [r.outcome for r in first] == ["new"] * len(items)
+    assert [r.outcome for r in again] == ["unchanged"] * len(items)
+    state.close()
+
+
+CRASH_SCRIPT = """
+import os, sys
+from scrapy import signals
+from scrapy.utils.test import get_crawler
+from pipelines.dedup import DedupPipeline
+from tests.dedup_fixtures import make_item, seed_texts
+
+crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": sys.argv[1],
+                                     "GOVCRAWL_DEDUP_COMMIT_ITEMS": 1000,
+                                     "GOVCRAWL_DEDUP_COMMIT_SECONDS": 3600})
+pipeline = DedupPipeline.from_crawler(crawler)
+texts = seed_texts()
+for i, text in enumerate(texts[:4]):
+    item = pipeline.process_item(make_item(f"http://a.gov.cn/{i}.html", text))
+    crawler.signals.send_catch_log(signals.item_scraped, item=item, response=None, spider=None)
+# the last item is still on its way to the archive when the process dies
+pipeline.process_item(make_item("http://a.gov.cn/4.html", texts[4]))
+print("processed", flush=True)
+os._exit(9)  # no close_spider, no commit at exit
+"""
+
+
+def test_state_survives_unclean_stop(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH_SCRIPT), str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9 and "processed" in proc.stdout, proc.stderr[-2000:]
+    state = SQLiteDedupState(tmp_path / "dedup.sqlite")
+    try:
+        dedup = Deduplicator(state)
+        texts = seed_texts()
+        # items that left the pipelines were committed even though nothing closed the state
+        assert [dedup.check(f"http://a.gov.cn/{i}.html", t).outcome
+                for i, t in enumerate(texts[:4])] == ["unchanged"] * 4
+        # the one the archive never confirmed is not "known": it will be archived next time
+        assert state.get_url("http://a.gov.cn/4.html") is None
+        assert dedup.check("http://a.gov.cn/4.html", texts[4]).outcome == "new"
+    finally:
+        state.close()
+
+
+def _snapshot(state, urls):
+    recs = {u: state.get_url(u) for u in urls}
+    docs = {r.doc_id for r in recs.values()}
+    return (
+        {u: (r.doc_id, r.version, r.text_hash) for u, r in recs.items()},
+        {d: [(v.version, v.text_hash, v.url) for v in state.versions(d)] for d in docs},
+        {d: (state.get_doc(d).version, state.get_doc(d).fingerprint, state.get_doc(d).signature)
+         for d in docs},
+        {k: v for k, v in state.counts().items()},
+    )
+
+
+def test_rebuild_from_records_reproduces_state(tmp_path):
+    arts = corpus_articles()
+    seeds = seed_texts()
+    crawl = [(a["url"], a["text"], a["index_no"]) for a in arts]
+    crawl += [(f"http://liuzhi.gov.cn/{i}.html", t, None) for i, t in enumerate(seeds)]
+    crawl += [(arts[3]["url"], arts[3]["text"] + "\n更正说明。", arts[3]["index_no"]),  # changed
+              ("http://other.gov.cn/copy.html", seeds[1], None),  # duplicate
+              ("http://other.gov.cn/near.html", edit_text(seeds[0], 0.01), None)]  # near dup
+    original = SQLiteDedupState(tmp_path / "orig.sqlite")
+    dedup = Deduplicator(original)
+    archived = []  # what the archive holds: one record per stored version
+    for url, text, index_no in crawl:
+        r = dedup.check(url, text, site="s", index_no=index_no)
+        record = {"doc_id": r.doc_id, "version": r.version, "url": url, "index_no": index_no,
+                  "text": text, "site": "s"}
+        if r.outcome == "duplicate":
+            record.update(outcome="duplicate", canonical_id=r.canonical_id)
+        elif r.outcome == "near_duplicate":
+            record.update(canonical_id=r.canonical_id, similarity=r.similarity)
+        archived.append(record)
+    assert {r["version"] for r in archived} == {1, 2}
+    original.commit()
+    urls = sorted({u for u, _, _ in crawl})
+
+    rebuilt = SQLiteDedupState(tmp_path / "rebuilt.sqlite")
+    counts = rebuild_state(rebuilt, reversed(archived))  # any order
+    assert counts["records"] == len(archived)
+    assert _snapshot(rebuilt, urls) == _snapshot(original, urls)
+    # and the rebuilt state makes the same decisions
+    again = Deduplicator(rebuilt)
+    assert {again.check(u, t, site="s", index_no=i).outcome for u, t, i in crawl[-3:]} == {
+        "unchanged"}
+    assert again.check("http://third.gov.cn/c.html", seeds[2]).outcome == "duplicate"
+    # plain 5-tuples work too
+    tuples = SQLiteDedupState(tmp_path / "tuples.sqlite")
+    rebuild_state(tuples, [(r["doc_id"], r["version"], r["url"], r["index_no"], r["text"])
+                           for r in archived[:5]])
+    assert tuples.counts()["docs"] == 5
+    for s in (original, rebuilt, tuples):
+        s.close()
+
+
+def test_changed_settings_are_refused(tmp_path):
+    state = SQLiteDedupState(tmp_path / "d.sqlite")
+    Deduplicator(state, DedupConfig(num_perm=64))
+    with pytest.raises(DedupConfigError, match="num_perm"):
+        Deduplicator(state, DedupConfig(num_perm=128))
+    state.close()
