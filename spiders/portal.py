@@ -1,0 +1,344 @@
+"""The generic profile-driven spider for 政务公开 columns.
+
+One :class:`PortalSpider` subclass per profile (generated in ``spiders/__init__.py``) crawls
+column (list) pages -> their next pages -> articles (stitching multi-page articles into one
+item) -> attachments, and yields :class:`~crawler.items.PageItem` objects. Link discovery and
+pagination are the plain functions of :mod:`crawler.listing`; skipping already-archived articles
+is :class:`crawler.incremental.IncrementalMiddleware`, which this spider enables for itself.
+
+Request roles (``request.meta["govcrawl_role"]``): ``list`` (a column's first page), ``page`` (a
+further page of a column), ``article``, ``article_page`` (page 2..n of an article),
+``attachment``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar
+
+from scrapy import Request, Spider, signals
+from scrapy.http import Response, TextResponse
+from twisted.python.failure import Failure
+
+from crawler import listing
+from crawler.incremental import ColumnLog
+from crawler.items import ARTICLE, ATTACHMENT, PageItem, ResponseRecord
+from crawler.profiles import Profile
+
+logger = logging.getLogger(__name__)
+
+#: Statuses a challenge page comes with; they reach the callbacks so they can be counted.
+CHALLENGE_STATUSES = [202, 403, 405, 412, 429, 503, 521]
+#: scrapy-playwright's handler, used for ``render: true`` profiles behind the cassette handler.
+PLAYWRIGHT_HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+PLAYWRIGHT_LAUNCH_OPTIONS = {
+    "executable_path": "/usr/bin/chromium",
+    "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run"],
+}
+#: At most this many extra pages are stitched onto one article.
+MAX_ARTICLE_PAGES = 50
+
+ROLE = "govcrawl_role"
+LIST_ROLES = ("list", "page")
+
+
+class ItemLog:
+    """Appends one JSON line per item that passed the pipelines (``GOVCRAWL_ITEM_LOG=path``):
+    what a crawl yielded, without the bodies. For debugging profiles and for tests."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def item_scraped(self, item: Any) -> None:
+        if not isinstance(item, PageItem):
+            return
+        row = {"site": item.site, "kind": item.kind, "url": item.url,
+               "more_pages": [p.url for p in item.more_pages], "found_on": item.found_on,
+               "link_text": item.link_text, "status": item.response.status,
+               "bytes": len(item.response.body)}
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+class PortalSpider(Spider):
+    """Crawl one portal's 政务公开 columns as its :class:`~crawler.profiles.Profile` describes."""
+
+    profile: ClassVar[Profile]
+    handle_httpstatus_list = CHALLENGE_STATUSES
+
+    @classmethod
+    def update_settings(cls, settings: Any) -> None:
+        super().update_settings(settings)
+        middlewares = dict(settings.getdict("SPIDER_MIDDLEWARES"))
+        middlewares.setdefault("crawler.incremental.IncrementalMiddleware", 560)
+        settings.set("SPIDER_MIDDLEWARES", middlewares, priority="spider")
+        # pagination chains are bounded by max_pages and link depth by max_depth (below),
+        # so Scrapy's DEPTH_LIMIT (which counts every hop) must not cut them short
+        settings.set("DEPTH_LIMIT", 0, priority="spider")
+        if cls.profile.render:
+            settings.set("GOVCRAWL_NETWORK_HANDLER", PLAYWRIGHT_HANDLER, priority="spider")
+            settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", PLAYWRIGHT_LAUNCH_OPTIONS, priority="spider")
+            settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", priority="spider")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowed_domains = list(self.profile.allowed_domains)
+        self.start_urls = list(self.profile.start_urls)
+        self.trap_guard = listing.TrapGuard()
+        self.list_pages = 0
+        self.columns: ColumnLog | None = None
+        self.crawl_id = ""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> PortalSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.columns = ColumnLog.from_settings(crawler.settings, spider.name)
+        spider.crawl_id = crawler.settings.get("GOVCRAWL_CRAWL_ID") or ""
+        item_log = crawler.settings.get("GOVCRAWL_ITEM_LOG")
+        if item_log:
+            spider.item_log = ItemLog(item_log)
+            crawler.signals.connect(spider.item_log.item_scraped, signal=signals.item_scraped)
+        return spider
+
+    def closed(self, reason: str) -> None:
+        if self.columns is not None:
+            self.columns.save()
+        if self.trap_guard.dropped:
+            self.crawler.stats.set_value("govcrawl/trap_urls_dropped", self.trap_guard.dropped)
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _meta(self, role: str, **extra: Any) -> dict[str, Any]:
+        meta = {ROLE: role, **extra}
+        if self.profile.render and role in LIST_ROLES:
+            meta["playwright"] = True
+            meta["playwright_page_goto_kwargs"] = {"wait_until": "networkidle"}
+        return meta
+
+    def _request(self, url: str, callback: Any, role: str, **meta: Any) -> Request | None:
+        """A request for ``url`` (canonicalised), or None when it is off-site, a trap or over
+        budget."""
+        url = listing.canonicalize(url)
+        if not listing.host_allowed(url, self.profile.allowed_domains):
+            return None
+        if not self.trap_guard.allow(url):
+            return None
+        if role in LIST_ROLES:
+            if self.list_pages >= self.profile.max_pages:
+                self.crawler.stats.inc_value("govcrawl/max_pages_reached")
+                return None
+            self.list_pages += 1
+        return Request(url, callback=callback, errback=self.on_error,
+                       meta=self._meta(role, **meta))
+
+    async def start(self) -> AsyncIterator[Request]:
+        for url in self.profile.start_urls:
+            request = self._request(url, self.parse_list, "list", govcrawl_column=url,
+                                    govcrawl_depth=0)
+            if request is not None:
+                yield request
+
+    # --- checks -----------------------------------------------------------------------------
+
+    def _challenged(self, response: Response) -> bool:
+        """Count and log an anti-bot challenge page; True when ``response`` is one."""
+        vendor = listing.detect_challenge(response.status, response.headers, response.body)
+        if vendor:
+            stats = self.crawler.stats
+            stats.inc_value("govcrawl/challenge_pages")
+            stats.inc_value(f"govcrawl/challenge_pages/{vendor}")
+            logger.warning("Anti-bot challenge page (%s, HTTP %s) at %s: not archived",
+                           vendor, response.status, response.url)
+            return True
+        if response.status in CHALLENGE_STATUSES:
+            self.crawler.stats.inc_value(f"govcrawl/http_status/{response.status}")
+            logger.warning("HTTP %s for %s: skipped", response.status, response.url)
+            return True
+        return False
+
+    def on_error(self, failure: Failure) -> Iterator[PageItem]:
+        request = failure.request
+        meta = request.meta
+        kind = type(failure.value).__name__
+        self.crawler.stats.inc_value(f"govcrawl/errors/{kind}")
+        logger.info("Download failed (%s) for %s", kind, request.url)
+        pending = meta.get("govcrawl_article")
+        if pending is not None and meta.get(ROLE) == "article_page":
+            # keep the pages we have rather than lose the whole article
+            yield self._article_item(pending)
+
+    # --- list pages -------------------------------------------------------------------------
+
+    def _list_links(self, response: TextResponse) -> list[listing.Link]:
+        text = response.text
+        url = response.url
+        links: list[listing.Link] = []
+        store = listing.hanweb_datastore(text, url)
+        if store is not None:
+            links.extend(listing.hanweb_links(store, url))
+        fragment = listing.jpaas_html(text) if text.lstrip().startswith("{") else None
+        if fragment is not None:
+            links.extend(listing.extract_links(fragment, url))
+        if (store is None or "dataproxy.jsp" not in url) and fragment is None:
+            links.extend(listing.extract_links(text, url, self.profile.selectors.get("list")))
+        return links
+
+    def _next_list_pages(self, response: TextResponse,
+                         links: list[listing.Link]) -> list[str]:
+        if self.profile.pagination == "none":
+            return []
+        text, url = response.text, response.url
+        store = listing.hanweb_datastore(text, url)
+        if store is not None and store.proxy_url:
+            nxt = listing.hanweb_next_url(store, url, self.profile.hanweb_perpage)
+            return [nxt] if nxt else []
+        if "/build/unit" in url and listing.jpaas_html(text) is not None:
+            return [listing.jpaas_next_url(url)] if links else []
+        selector = self.profile.selectors.get("next")
+        if selector:
+            hrefs = response.css(selector).css("a::attr(href), ::attr(href)").getall()
+            return [response.urljoin(h) for h in hrefs[:1]]
+        return listing.list_next_pages(text, url, links)
+
+    def parse_list(self, response: Response) -> Iterator[Request]:
+        if self._challenged(response) or not isinstance(response, TextResponse):
+            return
+        meta = response.meta
+        role = meta.get(ROLE, "list")
+        column = meta.get("govcrawl_column", response.url)
+        depth = meta.get("govcrawl_depth", 0)
+        links = self._list_links(response)
+        articles = attachments = 0
+        sublists: list[listing.Link] = []
+        for link in links:
+            url = listing.canonicalize(link.url)
+            if not listing.host_allowed(url, self.profile.allowed_domains) or url == response.url:
+                continue
+            if listing.is_attachment(url):
+                request = self._request(url, self.parse_attachment, "attachment",
+                                        found_on=response.url, link_text=link.text)
+                attachments += request is not None
+            elif self.profile.is_article(url):
+                request = self._request(url, self.parse_article, "article",
+                                        found_on=response.url, link_text=link.text,
+                                        govcrawl_column=column)
+                articles += request is not None
+            else:
+                if self.profile.is_list(url) and depth < self.profile.max_depth:
+                    sublists.append(link)
+                continue
+            if request is not None:
+                yield request
+        self.crawler.stats.inc_value("govcrawl/list_pages")
+        if role == "list":
+            self._column_seen(column, articles + attachments)
+        for link in sublists:
+            request = self._request(link.url, self.parse_list, "list",
+                                    govcrawl_column=listing.canonicalize(link.url),
+                                    govcrawl_depth=depth + 1)
+            if request is not None:
+                yield request
+        if articles + attachments == 0 and role != "list":
+            return  # an empty further page ends the column
+        for url in self._next_list_pages(response, links):
+            request = self._request(url, self.parse_list, "page", govcrawl_column=column,
+                                    govcrawl_depth=depth)
+            if request is not None:
+                yield request
+
+    def _column_seen(self, column: str, count: int) -> None:
+        if count:
+            if self.columns is not None:
+                self.columns.record(column, count)
+            return
+        stats = self.crawler.stats
+        stats.inc_value("govcrawl/empty_columns")
+        before = self.columns.last_count(column) if self.columns is not None else 0
+        if before:
+            logger.warning("Column %s listed %d documents last time and lists none now "
+                           "(site changed or blocked?)", column, before)
+        else:
+            logger.info("Column %s lists no documents", column)
+        if self.columns is not None:
+            self.columns.record(column, 0)
+
+    # --- articles ---------------------------------------------------------------------------
+
+    def _attachment_requests(self, response: TextResponse,
+                             links: list[listing.Link]) -> Iterator[Request]:
+        container = self.profile.selectors.get("article")
+        if container and response.css(container):
+            links = listing.extract_links(response.text, response.url, container)
+        for link in links:
+            if listing.is_attachment(link.url):
+                request = self._request(link.url, self.parse_attachment, "attachment",
+                                        found_on=response.url, link_text=link.text)
+                if request is not None:
+                    yield request
+
+    def _article_item(self, pending: dict[str, Any]) -> PageItem:
+        return PageItem(site=self.name, kind=ARTICLE, response=pending["first"],
+                        more_pages=list(pending["pages"]), crawl_id=self.crawl_id,
+                        found_on=pending.get("found_on"), link_text=pending.get("link_text"))
+
+    def parse_article(self, response: Response) -> Iterator[PageItem | Request]:
+        if response.status == 304:
+            self.crawler.stats.inc_value("govcrawl/incremental/not_modified")
+            return
+        if self._challenged(response):
+            return
+        meta = response.meta
+        if not isinstance(response, TextResponse):
+            yield self._attachment_item(response)
+            return
+        links = listing.extract_links(response.text, response.url)
+        yield from self._attachment_requests(response, links)
+        pending = {
+            "first": ResponseRecord.from_response(response),
+            "pages": [],
+            "found_on": meta.get("found_on"),
+            "link_text": meta.get("link_text"),
+            "todo": listing.article_pages(response.text, response.url, links)[:MAX_ARTICLE_PAGES],
+        }
+        yield from self._continue_article(pending)
+
+    def _continue_article(self, pending: dict[str, Any]) -> Iterator[PageItem | Request]:
+        while pending["todo"]:
+            url = pending["todo"].pop(0)
+            request = self._request(url, self.parse_article_page, "article_page",
+                                    govcrawl_article=pending)
+            if request is not None:
+                request.dont_filter = True  # a page belongs to this article even if seen
+                yield request
+                return
+        yield self._article_item(pending)
+
+    def parse_article_page(self, response: Response) -> Iterator[PageItem | Request]:
+        pending = response.meta["govcrawl_article"]
+        if not self._challenged(response) and isinstance(response, TextResponse):
+            pending["pages"].append(ResponseRecord.from_response(response))
+            links = listing.extract_links(response.text, response.url)
+            yield from self._attachment_requests(response, links)
+            self.crawler.stats.inc_value("govcrawl/article_pages_stitched")
+        yield from self._continue_article(pending)
+
+    # --- attachments ------------------------------------------------------------------------
+
+    def _attachment_item(self, response: Response) -> PageItem:
+        return PageItem(site=self.name, kind=ATTACHMENT,
+                        response=ResponseRecord.from_response(response), crawl_id=self.crawl_id,
+                        found_on=response.meta.get("found_on"),
+                        link_text=response.meta.get("link_text"))
+
+    def parse_attachment(self, response: Response) -> Iterator[PageItem]:
+        if response.status == 304:
+            self.crawler.stats.inc_value("govcrawl/incremental/not_modified")
+            return
+        if isinstance(response, TextResponse) and self._challenged(response):
+            return
+        if response.status >= 300:
+            return
+        yield self._attachment_item(response)
