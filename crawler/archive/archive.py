@@ -1,0 +1,283 @@
+"""The archive: a store plus the key layout, checked writes, manifests and crawl reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from crawler.archive import layout
+from crawler.archive.stores import (
+    ArchiveConfigError,
+    Data,
+    Store,
+    StoreError,
+    hash_data,
+    open_store,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+IMMUTABLE, IF_ABSENT, MUTABLE = "immutable", "if_absent", "mutable"
+
+
+class ObjectConflictError(StoreError):
+    """An immutable key already holds different bytes (it is never overwritten)."""
+
+
+def dumps(obj: Any) -> bytes:
+    """The archive's JSON encoding: UTF-8, sorted keys, stable bytes for the same data."""
+    return (json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode("utf-8")
+
+
+def dumps_line(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class PutResult:
+    key: str
+    sha256: str
+    size: int
+    written: bool  # False: the same bytes (or, for if_absent, any bytes) were already there
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "sha256": self.sha256, "bytes": self.size,
+                "written": self.written}
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    bad: list[str] = field(default_factory=list)  # "key: reason"
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad
+
+
+class Archive:
+    """One archive location. Every write is checksummed and idempotent; see docs/archive-layout.md.
+
+    ``retries``/``backoff``: our own bounded retry around each store call, on top of botocore's.
+    """
+
+    def __init__(self, store: Store, *, retries: int = 3, backoff: float = 0.5,
+                 spool_dir: str | os.PathLike[str] | None = None):
+        self.store = store
+        self.spool_dir = Path(spool_dir) if spool_dir else None
+        self.uri = store.uri
+        self.retries, self.backoff = max(1, int(retries)), max(0.0, float(backoff))
+
+    # -- plumbing --------------------------------------------------------------------------
+    def retry(self, fn: Callable[[], T]) -> T:
+        """Call ``fn``, retrying :class:`StoreError` with exponential backoff (bounded)."""
+        for attempt in range(self.retries):
+            try:
+                return fn()
+            except ObjectConflictError:
+                raise
+            except StoreError as exc:
+                if attempt + 1 >= self.retries:
+                    raise
+                delay = min(self.backoff * 2**attempt, 30.0)
+                logger.debug("archive: %s; retry %d in %.1fs", exc, attempt + 1, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        self.store.ping()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- objects ---------------------------------------------------------------------------
+    def put(self, key: str, data: Data, content_type: str = "application/octet-stream",
+            mode: str = IMMUTABLE, sha256: str | None = None) -> PutResult:
+        """Write ``data`` at ``key``.
+
+        ``immutable``: absent -> write; same bytes -> nothing; different bytes -> conflict.
+        ``if_absent``: write only if the key does not exist. ``mutable``: always write.
+        """
+        layout.check_key(key)
+        if sha256 is None or not isinstance(data, bytes):
+            sha256, _, size = hash_data(data)
+        else:
+            size = len(data)
+        if mode != MUTABLE:
+            info = self.retry(lambda: self.store.head(key))
+            if info is not None:
+                if mode == IF_ABSENT:
+                    return PutResult(key, sha256, size, False)
+                same = info.size == size and (
+                    info.sha256 == sha256
+                    or (info.sha256 is None and self.retry(lambda: self.store.checksum(key))
+                        == sha256)
+                )
+                if same:
+                    return PutResult(key, sha256, size, False)
+                raise ObjectConflictError(f"{key} already holds different content")
+        self.retry(lambda: self.store.put(key, data, sha256, content_type))
+        return PutResult(key, sha256, size, True)
+
+    def get(self, key: str) -> bytes:
+        return self.retry(lambda: self.store.get(layout.check_key(key)))
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get(key))
+
+    def exists(self, key: str) -> bool:
+        return self.retry(lambda: self.store.head(layout.check_key(key))) is not None
+
+    def digest(self, key: str) -> str:
+        """SHA-256 recomputed from the stored bytes."""
+        return hashlib.sha256(self.get(key)).hexdigest()
+
+    # -- crawls ----------------------------------------------------------------------------
+    def write_crawl_report(self, crawl_id: str, report: dict[str, Any]) -> str:
+        """Store the crawl report as ``crawls/<crawl_id>/report.json`` (replacing an older one).
+
+        If the store fails and the archive has a spool directory, the report is spooled (and
+        uploaded by the next flush) instead of raising.
+        """
+        key = layout.report_key(crawl_id)
+        try:
+            self.put(key, dumps(report), "application/json", mode=MUTABLE)
+        except StoreError as exc:
+            if self.spool_dir is None:
+                raise
+            from crawler.archive.spool import Spool
+
+            Spool(self.spool_dir).add(
+                {"archive": self.uri, "crawl_id": crawl_id, "entry": None, "nblobs": 0,
+                 "ops": [{"op": "report", "crawl_id": crawl_id, "report": report}]}, [])
+            logger.warning("archive unavailable (%s); crawl report spooled", exc)
+        return key
+
+    def append_manifest(self, crawl_id: str, lines: list[dict[str, Any]]) -> PutResult | None:
+        """Add lines to ``crawls/<crawl_id>/manifest.jsonl`` (lines already there are skipped)."""
+        key = layout.manifest_key(crawl_id)
+        try:
+            old = self.get(key).decode("utf-8")
+        except KeyError:
+            old = ""
+        have = set(old.splitlines())
+        new = [s for s in (dumps_line(x) for x in lines) if s not in have]
+        if not new and old:
+            return None
+        body = (old + "".join(s + "\n" for s in new)).encode("utf-8")
+        return self.put(key, body, "application/x-ndjson", mode=MUTABLE)
+
+    def crawls(self) -> list[str]:
+        return self.retry(lambda: self.store.children(layout.CRAWLS + "/"))
+
+    def manifest(self, crawl_id: str) -> list[dict[str, Any]]:
+        try:
+            text = self.get(layout.manifest_key(crawl_id)).decode("utf-8")
+        except KeyError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """Every manifest line of every crawl, crawl by crawl."""
+        for crawl_id in self.crawls():
+            yield from self.manifest(crawl_id)
+
+    def doc_versions(self, site: str, doc_id: str) -> list[int]:
+        prefix = layout.doc_prefix(site, doc_id) + "/"
+        found = (layout.parse_version(n) for n in self.retry(lambda: self.store.children(prefix)))
+        return sorted(v for v in found if v is not None)
+
+    def find_doc(self, doc_id: str) -> tuple[str, list[int]] | None:
+        """``(site key segment, versions)`` of a document id, searching every site."""
+        part = layout.safe_part(doc_id)
+        for site in self.retry(lambda: self.store.children(layout.DOCS + "/")):
+            prefix = f"{layout.DOCS}/{site}/{part}/"
+            versions = sorted(
+                v for v in (layout.parse_version(n) for n in self.store.children(prefix))
+                if v is not None
+            )
+            if versions:
+                return site, versions
+        return None
+
+    # -- verification ----------------------------------------------------------------------
+    def verify(self, crawl_id: str | None = None,
+               progress: Callable[[str], None] | None = None) -> VerifyReport:
+        """Recompute the SHA-256 of every object the manifests list and compare."""
+        report = VerifyReport()
+        seen: set[tuple[str, str]] = set()
+        crawl_ids = [crawl_id] if crawl_id else self.crawls()
+        for cid in crawl_ids:
+            for entry in self.manifest(cid):
+                for obj in entry.get("objects", []):
+                    key, want = obj.get("key", ""), obj.get("sha256", "")
+                    if (key, want) in seen:
+                        continue
+                    seen.add((key, want))
+                    report.checked += 1
+                    try:
+                        got = self.digest(key)
+                    except KeyError:
+                        report.bad.append(f"{key}: missing")
+                        continue
+                    if got != want:
+                        report.bad.append(f"{key}: sha256 {got} != recorded {want}")
+                    elif progress:
+                        progress(key)
+            if crawl_id and not self.manifest(cid):
+                raise ArchiveConfigError(f"no manifest for crawl {crawl_id!r} in {self.uri}")
+        return report
+
+
+def open_archive(uri: str | None = None, *, settings: Any = None, **options: Any) -> Archive:
+    """Open the archive at ``uri`` (directory, ``file://`` or ``s3://bucket/prefix/``).
+
+    With Scrapy ``settings``, ``uri`` defaults to ``GOVCRAWL_ARCHIVE``, store options come from
+    the ``AWS_*``/``GOVCRAWL_S3_*`` settings and ``<GOVCRAWL_STATE_DIR>/spool`` becomes the spool
+    for crawl reports the store cannot take. ``retries``, ``backoff`` and ``spool_dir`` tune
+    :class:`Archive`; every other option goes to the store (for S3: ``endpoint_url``,
+    ``region_name``, credentials, ``addressing_style``, ``checksum``, ``max_attempts``,
+    ``connect_timeout``, ``read_timeout``).
+    """
+    if settings is not None:
+        uri = uri or settings.get("GOVCRAWL_ARCHIVE") or "archive"
+        options = {**store_options_from_settings(settings, uri), **options}
+        options.setdefault("spool_dir", Path(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl")
+                           / "spool")
+    archive_opts = {k: options.pop(k) for k in ("retries", "backoff", "spool_dir")
+                    if k in options}
+    return Archive(open_store(uri or "", **options), **archive_opts)
+
+
+def store_options_from_settings(settings: Any, uri: str | None = None) -> dict[str, Any]:
+    """Archive options from Scrapy settings (Scrapy's own ``AWS_*`` names + ``GOVCRAWL_S3_*``)."""
+    opts: dict[str, Any] = {
+        "retries": settings.getint("GOVCRAWL_ARCHIVE_RETRIES", 3),
+        "backoff": settings.getfloat("GOVCRAWL_ARCHIVE_BACKOFF", 0.5),
+    }
+    uri = uri or settings.get("GOVCRAWL_ARCHIVE") or "archive"
+    if str(uri).startswith("s3://"):
+        opts.update(
+            endpoint_url=settings.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL"),
+            region_name=settings.get("AWS_REGION_NAME"),
+            aws_access_key_id=settings.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=settings.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=settings.get("AWS_SESSION_TOKEN"),
+            addressing_style=settings.get("GOVCRAWL_S3_ADDRESSING_STYLE"),
+            checksum=settings.get("GOVCRAWL_S3_CHECKSUM") or "sha256",
+            max_attempts=settings.getint("GOVCRAWL_S3_MAX_ATTEMPTS", 3),
+            connect_timeout=settings.getfloat("GOVCRAWL_S3_CONNECT_TIMEOUT", 5),
+            read_timeout=settings.getfloat("GOVCRAWL_S3_READ_TIMEOUT", 60),
+        )
+        verify = settings.get("AWS_VERIFY")
+        if verify is not None:
+            opts["verify"] = verify
+    return opts
