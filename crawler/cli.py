@@ -95,7 +95,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from crawler.runner import project_settings, run_spiders
 
     url = validate_url(args.url)
-    overrides = {"LOG_LEVEL": "ERROR", **common_overrides(args)}
+    overrides = {"LOG_LEVEL": "CRITICAL", **common_overrides(args)}  # we print the one error line
     if args.cassette:
         overrides["GOVCRAWL_CASSETTE"] = args.cassette
         replay_only = overrides.get("GOVCRAWL_RECORD_MODE", "none") == "none"

@@ -1,4 +1,4 @@
-"""The ``govcrawl`` command: extract (in process), fetch and its errors (child processes, 127.0.0.1)."""
+"""``govcrawl extract`` (in process) and ``govcrawl fetch`` with its errors (child processes)."""
 
 from __future__ import annotations
 
@@ -30,12 +30,14 @@ def test_extract_every_corpus_page_prints_valid_json(page: Path, capsys):
         assert key in data
     assert set(data["removed"]) >= {"boilerplate", "spam", "repeated"}
     if page.stem in GOLD:
-        assert GOLD[page.stem]["body_first"][:12] in data["text"].replace("\n", " ")
+        squash = "".join  # compare without whitespace: gold collapses it
+        assert squash(GOLD[page.stem]["body_first"][:12].split()) in squash(data["text"].split())
 
 
 def test_extract_gbk_page_decodes_to_chinese(tmp_path: Path, capsys):
     original = (CORPUS / "pages" / "003.html").read_bytes().decode("utf-8")
-    gbk = original.replace('charset="UTF-8"', 'charset="gbk"').replace("charset=UTF-8", "charset=gbk")
+    gbk = original.replace('charset="UTF-8"', 'charset="gbk"')
+    gbk = gbk.replace("charset=UTF-8", "charset=gbk")
     path = tmp_path / "gbk.html"
     path.write_bytes(gbk.encode("gbk", errors="xmlcharrefreplace"))
     assert main(["extract", str(path), "--url", MANIFEST["003"]["url"], "--json"]) == 0
