@@ -1,0 +1,108 @@
+"""Archive stage (priority 500): writes each item to the archive and sets ``item.archived``.
+
+Settings:
+
+* ``GOVCRAWL_ARCHIVE``: a directory, ``file://`` URI or ``s3://bucket/prefix/`` (default
+  ``archive``). A bad URI or a missing bucket fails the crawl at start with a clear message.
+* S3: Scrapy's ``AWS_ENDPOINT_URL`` (or the ``AWS_ENDPOINT_URL`` environment variable),
+  ``AWS_REGION_NAME``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``
+  (default: the standard AWS credential chain), ``AWS_VERIFY``; ``GOVCRAWL_S3_CHECKSUM``
+  (``sha256`` | ``md5``), ``GOVCRAWL_S3_ADDRESSING_STYLE`` (``auto``/``path``/``virtual``),
+  ``GOVCRAWL_S3_MAX_ATTEMPTS`` (botocore retries, 3), ``GOVCRAWL_S3_CONNECT_TIMEOUT`` (5 s),
+  ``GOVCRAWL_S3_READ_TIMEOUT`` (60 s).
+* ``GOVCRAWL_ARCHIVE_RETRIES`` (3) / ``GOVCRAWL_ARCHIVE_BACKOFF`` (0.5 s): our own bounded retry
+  around each store call; then the item is spooled to ``<GOVCRAWL_STATE_DIR>/spool/``.
+* ``GOVCRAWL_ARCHIVE_PROBE_INTERVAL`` (15 s): while the store is down, how often an item checks
+  whether it is back (and then flushes the spool).
+* ``GOVCRAWL_ARCHIVE_THREADS`` (4): writes run in this many threads, off the reactor.
+* ``GOVCRAWL_ARCHIVE_WARC_MAX_BYTES`` (100 MiB): WARC segment size before rotation.
+
+Stats: ``govcrawl/archive/objects``, ``govcrawl/archive/bytes`` (objects written, not counting
+ones already there), ``govcrawl/archive/attachments``, ``govcrawl/archive/existing``,
+``govcrawl/archive/spooled``, ``govcrawl/archive/flushed``, ``govcrawl/archive/spool_entries``
+(left at close), ``govcrawl/errors/archive_store``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from crawler.archive import ArchiveWriter, open_archive
+from crawler.items import ATTACHMENT, PageItem, crawl_id
+
+logger = logging.getLogger(__name__)
+
+
+class ArchivePipeline:
+    def __init__(self, crawler: Any):
+        self.crawler = crawler
+        self.stats = crawler.stats
+        settings = crawler.settings
+        # Opening validates the URI: a bad one raises ArchiveConfigError before the crawl starts.
+        self.archive = open_archive(settings.get("GOVCRAWL_ARCHIVE") or "archive",
+                                    settings=settings)
+        self.state_dir = Path(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl")
+        self.threads = max(1, settings.getint("GOVCRAWL_ARCHIVE_THREADS", 4))
+        self.probe_interval = settings.getfloat("GOVCRAWL_ARCHIVE_PROBE_INTERVAL", 15.0)
+        self.warc_max_bytes = settings.getint("GOVCRAWL_ARCHIVE_WARC_MAX_BYTES", 100 * 2**20)
+        self.writer: ArchiveWriter | None = None
+        self.pool: ThreadPool | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> ArchivePipeline:
+        return cls(crawler)
+
+    def _in_thread(self, fn: Any, *args: Any) -> Any:
+        from scrapy.utils.defer import maybe_deferred_to_future
+
+        assert self.pool is not None
+        return maybe_deferred_to_future(deferToThreadPool(reactor, self.pool, fn, *args))
+
+    async def open_spider(self) -> None:
+        self.pool = ThreadPool(minthreads=0, maxthreads=self.threads, name="govcrawl-archive")
+        self.pool.start()
+        self.writer = ArchiveWriter(
+            self.archive, self.state_dir, crawl_id(self.crawler),
+            warc_max_bytes=self.warc_max_bytes, probe_interval=self.probe_interval,
+        )
+        await self._in_thread(self.writer.open)
+        logger.info("archiving to %s (crawl %s)", self.archive.uri, self.writer.crawl_id)
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, PageItem) or self.writer is None:
+            return item
+        if not item.crawl_id:
+            item.crawl_id = self.writer.crawl_id
+        archived = await self._in_thread(self.writer.write, item)
+        self.stats.inc_value("govcrawl/archive/objects", archived["objects"])
+        self.stats.inc_value("govcrawl/archive/bytes", archived["bytes"])
+        if archived["spooled"]:
+            self.stats.inc_value("govcrawl/archive/spooled")
+        if item.kind == ATTACHMENT:
+            self.stats.inc_value("govcrawl/archive/attachments")
+        return item
+
+    async def close_spider(self) -> None:
+        if self.writer is None:
+            return
+        try:
+            summary = await self._in_thread(self.writer.close)
+        finally:
+            if self.pool is not None:
+                self.pool.stop()
+        # The writer's totals include what close() wrote (WARC segments, manifest).
+        for name in ("objects", "bytes", "existing", "spooled", "flushed", "spool_entries"):
+            self.stats.set_value(f"govcrawl/archive/{name}", int(summary.get(name, 0)))
+        if summary.get("store_errors"):
+            self.stats.set_value("govcrawl/errors/archive_store", int(summary["store_errors"]))
+        if summary.get("spool_entries"):
+            logger.warning("archive: %d entries left in the spool %s; they are uploaded by the "
+                           "next crawl or `govcrawl archive flush`", summary["spool_entries"],
+                           self.writer.spool.dir)
+        self.archive.close()
