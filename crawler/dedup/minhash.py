@@ -2,7 +2,7 @@
 
 Signatures are datasketch ``MinHash`` (scheme ``affine32``) over character n-gram shingles of the
 normalised text. Shingles are hashed with numpy (a polynomial hash over code points, folded to
-32 bits) and fed to ``MinHash.update_batch`` with an identity ``hashfunc``, which is ~4x faster
+32 bits) and fed to ``MinHash.update_batch`` with ``hashfunc=int`` (identity), which is ~4x faster
 than datasketch's default sha1 per shingle.
 
 :class:`StateLSH` is a datasketch ``MinHashLSH`` whose hash tables are the state's bucket table
@@ -32,10 +32,6 @@ _SHIFT = np.uint64(29)
 _PERMUTATIONS: dict[int, tuple] = {}
 
 
-def _identity(value: int) -> int:
-    return value
-
-
 def shingle_hashes(normalised: str, n: int = 5) -> np.ndarray:
     """Distinct 32-bit hashes of the character n-grams of ``normalised`` (whole text if shorter)."""
     if not normalised:
@@ -63,7 +59,7 @@ def signature(normalised: str, num_perm: int = 64, n: int = 5) -> LeanMinHash | 
     hashes = shingle_hashes(normalised, n)
     if not len(hashes):
         return None
-    m = MinHash(num_perm=num_perm, seed=SEED, hashfunc=_identity,
+    m = MinHash(num_perm=num_perm, seed=SEED, hashfunc=int,
                 permutations=_permutations(num_perm), scheme=SCHEME)
     m.update_batch(hashes.tolist())
     return LeanMinHash(m)

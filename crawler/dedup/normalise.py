@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -34,9 +33,10 @@ def _boilerplate() -> tuple[int, re.Pattern[str]]:
 
 @lru_cache(maxsize=1)
 def _drop_table() -> dict[int, None]:
-    """A ``str.translate`` table deleting every character of a dropped category."""
+    """A ``str.translate`` table deleting every character of a dropped category (BMP, plane 1,
+    tag characters: nothing beyond holds punctuation or separators)."""
     table: dict[int, None] = {}
-    for cp in range(sys.maxunicode + 1):
+    for cp in (*range(0x20000), *range(0xE0000, 0xE0080)):
         cat = unicodedata.category(chr(cp))
         if cat in DROPPED_CATEGORIES or cat[0] in DROPPED_CATEGORIES:
             table[cp] = None

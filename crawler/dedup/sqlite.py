@@ -133,13 +133,13 @@ class SQLiteDedupState(DedupState):
     @_locked
     def urls_with_text(self, fingerprint: str, limit: int = 100) -> list[str]:
         rows = self.conn.execute("SELECT url FROM urls WHERE fingerprint = ? "
-                                 "ORDER BY first_seen, url LIMIT ?", (fingerprint, limit))
+                                 "ORDER BY first_seen, rowid LIMIT ?", (fingerprint, limit))
         return [r[0] for r in rows]
 
     @_locked
     def urls_for_doc(self, doc_id: str, limit: int = 100) -> list[str]:
         rows = self.conn.execute("SELECT url FROM urls WHERE doc_id = ? "
-                                 "ORDER BY first_seen, url LIMIT ?", (doc_id, limit))
+                                 "ORDER BY first_seen, rowid LIMIT ?", (doc_id, limit))
         return [r[0] for r in rows]
 
     # documents and versions -----------------------------------------------------------------

@@ -17,6 +17,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from scrapy.utils.misc import load_object
@@ -26,6 +27,7 @@ from w3lib.url import canonicalize_url
 STATE_BACKENDS = {"sqlite": "crawler.dedup.sqlite.SQLiteDedupState"}
 
 
+@lru_cache(maxsize=4096)
 def canonical_url(url: str) -> str:
     """The form URLs are stored and looked up in (w3lib canonical form, no fragment)."""
     try:
