@@ -86,10 +86,11 @@ def conditional_headers(record: Any) -> dict[str, str]:
 class IncrementalMiddleware:
     """Skip (or revalidate) already-archived documents; stop paging through known columns."""
 
-    def __init__(self, crawler: Any, state: Any) -> None:
+    def __init__(self, crawler: Any, open_state: Any) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.state = state
+        self.open_state = open_state
+        self.state = open_state(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> IncrementalMiddleware:
@@ -99,10 +100,12 @@ class IncrementalMiddleware:
             from crawler.dedup import open_state
         except ImportError as exc:  # the dedup state is what makes a crawl incremental
             raise NotConfigured(f"no dedup state available: {exc}") from exc
-        return cls(crawler, open_state(crawler.settings))
+        return cls(crawler, open_state)
 
     def _known(self, url: str) -> Any:
         try:
+            if getattr(self.state, "closed", False):  # closed by another crawl of the process
+                self.state = self.open_state(self.crawler.settings)
             return self.state.get_url(url)
         except Exception as exc:  # a state failure must not stop the crawl: fetch it again
             self.stats.inc_value("govcrawl/errors/incremental_state")

@@ -368,10 +368,11 @@ def hanweb_datastore(text: str, page_url: str) -> HanwebList | None:
         return None
     store = m.group(1)
     records = tuple(r.strip() for r in _RECORD_RE.findall(store))
-    total = _js_number("totalrecord", store)
-    if total is None:
-        total = _js_number("totalRecord", text)
-    perpage = _js_number("perpage", text) or 15
+    tm = re.search(r"<totalrecord>\s*(\d+)\s*</totalrecord>", store, re.I)
+    total = int(tm.group(1)) if tm else _js_number("totalRecord", text)
+    asked = dict(parse_qsl(urlsplit(page_url).query))
+    perpage = (int(asked["perpage"]) if asked.get("perpage", "").isdigit()
+               else _js_number("perpage", text) or 15)
     proxy = None
     ng = _NEXTGROUP_RE.search(store)
     if ng:
@@ -405,6 +406,9 @@ def hanweb_next_url(store: HanwebList, page_url: str, chunk: int | None = None) 
     if "dataproxy.jsp" in page_url:
         current = dict(parse_qsl(urlsplit(page_url).query))
         start = int(current.get("startrecord", "1") or 1)
+        end = int(current.get("endrecord", "0") or 0)
+        if end and len(store.records) < end - start + 1:
+            return None  # a short page is the last one
     next_start = start + len(store.records)
     if store.total is not None and next_start > store.total:
         return None

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from scrapy import Request, Spider, signals
 from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler import listing
@@ -45,22 +46,29 @@ ROLE = "govcrawl_role"
 LIST_ROLES = ("list", "page")
 
 
-class ItemLog:
-    """Appends one JSON line per item that passed the pipelines (``GOVCRAWL_ITEM_LOG=path``):
-    what a crawl yielded, without the bodies. For debugging profiles and for tests."""
+class CrawlLog:
+    """JSON lines of what a crawl did (``GOVCRAWL_CRAWL_LOG=path``), without bodies: one
+    ``{"event": "response", ...}`` per response and one ``{"event": "item", ...}`` per item that
+    passed the pipelines. For debugging profiles, and for tests."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, site: str) -> None:
         self.path = path
+        self.site = site
 
-    def item_scraped(self, item: Any) -> None:
-        if not isinstance(item, PageItem):
-            return
-        row = {"site": item.site, "kind": item.kind, "url": item.url,
-               "more_pages": [p.url for p in item.more_pages], "found_on": item.found_on,
-               "link_text": item.link_text, "status": item.response.status,
-               "bytes": len(item.response.body)}
+    def _write(self, row: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def response_received(self, response: Response, request: Request, **kwargs: Any) -> None:
+        self._write({"event": "response", "site": self.site, "url": response.url,
+                     "status": response.status, "role": request.meta.get(ROLE)})
+
+    def item_scraped(self, item: Any, **kwargs: Any) -> None:
+        if isinstance(item, PageItem):
+            self._write({"event": "item", "site": item.site, "kind": item.kind, "url": item.url,
+                         "more_pages": [p.url for p in item.more_pages],
+                         "found_on": item.found_on, "link_text": item.link_text,
+                         "status": item.response.status, "bytes": len(item.response.body)})
 
 
 class PortalSpider(Spider):
@@ -97,10 +105,12 @@ class PortalSpider(Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.columns = ColumnLog.from_settings(crawler.settings, spider.name)
         spider.crawl_id = crawler.settings.get("GOVCRAWL_CRAWL_ID") or ""
-        item_log = crawler.settings.get("GOVCRAWL_ITEM_LOG")
-        if item_log:
-            spider.item_log = ItemLog(item_log)
-            crawler.signals.connect(spider.item_log.item_scraped, signal=signals.item_scraped)
+        log_path = crawler.settings.get("GOVCRAWL_CRAWL_LOG")
+        if log_path:
+            spider.crawl_log = CrawlLog(log_path, spider.name)
+            crawler.signals.connect(spider.crawl_log.item_scraped, signal=signals.item_scraped)
+            crawler.signals.connect(spider.crawl_log.response_received,
+                                    signal=signals.response_received)
         return spider
 
     def closed(self, reason: str) -> None:
@@ -163,7 +173,8 @@ class PortalSpider(Spider):
         request = failure.request
         meta = request.meta
         kind = type(failure.value).__name__
-        self.crawler.stats.inc_value(f"govcrawl/errors/{kind}")
+        if not failure.check(HttpError):  # HTTP errors are counted by status already
+            self.crawler.stats.inc_value(f"govcrawl/errors/{kind}")
         logger.info("Download failed (%s) for %s", kind, request.url)
         pending = meta.get("govcrawl_article")
         if pending is not None and meta.get(ROLE) == "article_page":
