@@ -191,7 +191,8 @@ def render(a: Report, b: Report, names: tuple[str, str] = ("ours", "trafilatura"
     """A side-by-side table: per page, then overall."""
     mark = {True: "✓", False: "✗", None: "·"}
     head = f"{'id':>4} | {names[0]:^32} | {names[1]:^32}"
-    sub = f"{'':>4} | {'F1':>6} {'leak':>4} {'T D I N':>8} {'':>10} | {'F1':>6} {'leak':>4} {'T D I N':>8}"
+    cols = f"{'F1':>6} {'leak':>4} {'T D I N':>8}"
+    sub = f"{'':>4} | {cols} {'':>10} | {cols}"
     lines = [head, sub, "-" * len(head)]
     for pa, pb in zip(a.pages, b.pages, strict=True):
         fa = " ".join(mark[pa.exact[f]] for f in FIELDS)

@@ -1,4 +1,5 @@
-"""extract(): one page -> Document. Parse once, clean the DOM, extract, clean lines, read metadata."""
+"""extract(): one page -> Document. Parse once, clean the DOM, extract, clean lines, read
+metadata."""
 
 from __future__ import annotations
 
@@ -65,9 +66,7 @@ def _container_text(container: HtmlElement, url: str | None) -> list[str]:
     return text.splitlines()
 
 
-def _clean_lines(
-    lines: list[str], doc: Document, title: str | None, whole_page: bool
-) -> list[str]:
+def _clean_lines(lines: list[str], doc: Document, title: str | None, whole_page: bool) -> list[str]:
     """Line-level removal: spam, boilerplate (zoned), repeated paragraphs."""
     removed = doc.removed
     n = len(lines)
@@ -134,9 +133,7 @@ def _count_outside_repeats(root: HtmlElement, container: HtmlElement, kept: list
     return count
 
 
-def extract(
-    body: bytes | str, url: str, headers: Mapping[str, str] | None = None
-) -> Document:
+def extract(body: bytes | str, url: str, headers: Mapping[str, str] | None = None) -> Document:
     """Extract one page: clean text, metadata, spam and page-level findings -> :class:`Document`."""
     if isinstance(body, bytes):
         text, _ = decode_html(body, _header(headers, "content-type"))
@@ -159,11 +156,16 @@ def extract(
 
     report = dom.DomReport()
     dom.remove_hidden_spam(root, report)
-    for s in report.spam:
-        doc.spam.append(s)
-    doc.removed["spam"] += len(report.spam)
 
     container = dom.find_container(root, report.hidden)
+    body_el = root.find("body")
+    spam_scope = container if container is not None else body_el
+    if spam_scope is not None:
+        dom.remove_visible_spam(spam_scope, report)
+    if report.link_farm:
+        doc.findings.append("hidden_link_farm")
+    doc.spam.extend(report.spam)
+    doc.removed["spam"] += len(report.spam)
     segments = list(dom.walk_segments(root, container))
     before = [t for r, t in segments if r < 0]
     inside = [t for r, t in segments if r == 0]
@@ -181,9 +183,7 @@ def extract(
     fields = meta.field_values(labelled)
 
     scope = container.getparent() if container is not None else None
-    scope_scripts = (
-        [s.text or "" for s in scope.iter("script")] if scope is not None else scripts
-    )
+    scope_scripts = [s.text or "" for s in scope.iter("script")] if scope is not None else scripts
     doc.attachments = meta.attachments(root, scope, url, scope_scripts)
 
     # text
@@ -199,9 +199,7 @@ def extract(
 
     _fill_fields(doc, fields, tags, before, url, text if not fields["published"] else None)
     if doc.doc_no is None:
-        doc.doc_no = meta.doc_no_in(doc.title) or meta.doc_no_in(
-            "".join(kept[:2])[:60] if kept else None
-        )
+        doc.doc_no = meta.doc_no_in(doc.title) or meta.doc_no_at_start(kept[0] if kept else "")
 
     if findings.pinyin_scraper(doc.text):
         doc.findings.append("pinyin_gloss_scraper")
@@ -225,7 +223,7 @@ def _fill_fields(
     doc.index_no = fields["index_no"]
     doc.doc_no = fields["doc_no"]
     doc.topic = fields["topic"]
-    doc.source = fields["source"] or meta.meta_value(tags, "source") or fields["publisher"]
+    doc.source = fields["source"] or fields["publisher"] or meta.meta_value(tags, "source")
     if doc.source and doc.title and normalise(doc.source) == normalise(doc.title):
         doc.source = fields["publisher"]
     published = fields["published"] or meta.parse_date(meta.meta_value(tags, "published"))
@@ -245,7 +243,7 @@ def _has_empty_date_label(before: list[str]) -> bool:
     """The page shows a 发布时间/日期 label with no value (restored or broken templates): the page
     itself says it has no date, so none is guessed."""
     lab = meta.meta_lex().label
-    for i, seg in enumerate(before[-60:]):
+    for seg in before[-60:]:
         seg = meta.normalise_label_space(seg)
         m = lab.match(seg)
         if m and m.lastgroup == "published" and not seg[m.end() :].strip():

@@ -11,7 +11,8 @@ from w3lib.encoding import (
     resolve_encoding,
 )
 
-#: Legacy encodings a page may declare while its bytes are really UTF-8 (re-saved pages, CMS exports).
+#: Legacy encodings a page may declare while its bytes are really UTF-8 (re-saved pages, CMS
+# exports).
 _LEGACY_CJK = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp1252", "latin-1", "iso8859-1"}
 
 
@@ -38,15 +39,13 @@ def _is_utf8(body: bytes) -> bool:
 def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, str]:
     """Decode as a browser would: HTTP header charset > BOM > <meta charset> > detection.
 
-    A declared legacy charset (GB2312, GBK, Big5, Latin-1 ...) is overruled when the bytes are valid,
-    non-ASCII UTF-8: such pages were re-saved as UTF-8 and trusting the label gives mojibake.
+    A declared legacy charset (GB2312, GBK, Big5, Latin-1 ...) is overruled when the
+    bytes are valid, non-ASCII UTF-8: such pages were re-saved as UTF-8 and trusting the
+    label gives mojibake.
     Returns ``(text, encoding)``.
     """
     bom_enc, bom = read_bom(body)
-    if bom_enc:
-        body_nobom = body[len(bom) :]
-    else:
-        body_nobom = body
+    body_nobom = body[len(bom) :] if bom_enc else body
     declared = (
         _norm(http_content_type_encoding(content_type) if content_type else None)
         or _norm(bom_enc)

@@ -6,19 +6,69 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from urllib.parse import urlsplit
 
 from lxml import etree
 from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
 from crawler.extract.lexicon import load, rx_any
-from crawler.extract.lines import is_spammy
+from crawler.extract.lines import SPAM, classify_line, is_spammy, spam_verdict
 
 _MARKUP_START = re.compile(r"<(?:!doctype|html|head|body|meta|title|!--)", re.I)
 _WS = re.compile(r"\s+")
+#: A known strong container wins over a generic one holding at most 1/STRONG_SHARE times its text.
+STRONG_SHARE = 0.2
+#: A hidden block with this many links to this many non-government hosts is a link farm.
+LINK_FARM_LINKS, LINK_FARM_HOSTS = 10, 5
 #: Elements that start a new line of text.
 BLOCK_TAGS = frozenset(
-    ["address", "article", "aside", "blockquote", "body", "br", "center", "dd", "details", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "th", "thead", "tfoot", "tr", "ul", "ucapcontent", "title", "marquee"]
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "br",
+        "center",
+        "dd",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "th",
+        "thead",
+        "tfoot",
+        "tr",
+        "ul",
+        "ucapcontent",
+        "title",
+        "marquee",
+    ]
 )
 
 
@@ -79,11 +129,16 @@ def _marquee_hidden(el: HtmlElement) -> bool:
         return bool(v) and v.strip().rstrip("px").isdigit() and int(v.strip().rstrip("px")) <= 5
 
     amount = (el.get("scrollamount") or "").strip()
-    return small(el.get("width")) or small(el.get("height")) or (amount.isdigit() and int(amount) >= 100)
+    return (
+        small(el.get("width"))
+        or small(el.get("height"))
+        or (amount.isdigit() and int(amount) >= 100)
+    )
 
 
 def is_hidden(el: HtmlElement) -> bool:
-    """Hidden or near-invisible by its own markup (inline style, hidden attribute/class, tiny marquee)."""
+    """Hidden or near-invisible by its own markup (inline style, hidden attribute/class, tiny
+    marquee)."""
     lex = dom_lex()
     if el.get("hidden") is not None or el.get("aria-hidden") == "true" and el.get("role"):
         return True
@@ -98,7 +153,9 @@ def is_hidden(el: HtmlElement) -> bool:
 def is_exempt(el: HtmlElement) -> bool:
     """Hidden for a legitimate reason: accessibility text, tab panes, menus."""
     lex = dom_lex()
-    return bool(tokens(el) & lex.exempt_classes) or (el.get("role") or "").lower() in lex.exempt_roles
+    return (
+        bool(tokens(el) & lex.exempt_classes) or (el.get("role") or "").lower() in lex.exempt_roles
+    )
 
 
 def node_text(el: HtmlElement) -> str:
@@ -126,11 +183,15 @@ class DomReport:
     """What DOM cleaning removed."""
 
     spam: list[str] = field(default_factory=list)
-    hidden: list[HtmlElement] = field(default_factory=list)  # hidden but kept (skipped when scoring)
+    hidden: list[HtmlElement] = field(
+        default_factory=list
+    )  # hidden but kept (skipped when scoring)
+    link_farm: bool = False
 
 
 def remove_hidden_spam(root: HtmlElement, report: DomReport) -> None:
-    """Remove hidden / off-screen / tiny nodes whose text or link targets are spam; keep other hidden
+    """Remove hidden / off-screen / tiny nodes whose text or link targets are spam; keep other
+    hidden
     nodes (tab panes, analytics holders, skip links) but remember them."""
     for el in list(root.iter()):
         if not isinstance(el.tag, str) or el.tag in ("html", "head", "body"):
@@ -141,13 +202,66 @@ def remove_hidden_spam(root: HtmlElement, report: DomReport) -> None:
             report.hidden.append(el)
             continue
         text = node_text(el)
-        hrefs = " ".join(a.get("href") or "" for a in el.iter("a"))
-        if (text or hrefs) and is_spammy(f"{text} {hrefs}"):
+        hrefs = [a.get("href") or "" for a in el.iter("a")]
+        if (text or hrefs) and (is_spammy(f"{text} {' '.join(hrefs)}") or _link_farm(hrefs)):
             if text:
                 report.spam.append(text)
+            if _link_farm(hrefs):
+                report.link_farm = True
             el.drop_tree()
         else:
             report.hidden.append(el)
+
+
+_GOV_HOSTS = (".gov.cn", ".政务", ".gov.mo", ".gov.hk", ".edu.cn")
+
+
+def _link_farm(hrefs: list[str]) -> bool:
+    """A hidden block of many links to many unrelated non-government hosts (SEO link farm, 暗链)."""
+    if len(hrefs) < LINK_FARM_LINKS:
+        return False
+    hosts = set()
+    for h in hrefs:
+        host = urlsplit(h).hostname if "//" in h else None
+        if host and not host.endswith(_GOV_HOSTS):
+            hosts.add(host)
+    return len(hosts) >= LINK_FARM_HOSTS
+
+
+_SPAM_SCOPE_TAGS = (
+    "p",
+    "div",
+    "li",
+    "span",
+    "font",
+    "marquee",
+    "td",
+    "a",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "strong",
+    "b",
+    "center",
+    "section",
+)
+
+
+def remove_visible_spam(scope: HtmlElement, report: DomReport) -> None:
+    """Remove visible blocks whose whole text is an injected spam line (a keyword list
+    such as ``bt365备用网站_365bet开户官网``): first line, between paragraphs, marquee,
+    anywhere in ``scope``.
+    Prose that mentions gambling is kept (see :func:`crawler.extract.lines.spam_verdict`)."""
+    for el in list(scope.iter(*_SPAM_SCOPE_TAGS)):
+        if el.getparent() is None or any(
+            isinstance(c.tag, str) and c.tag in BLOCK_TAGS and c.tag != "br" for c in el
+        ):
+            continue
+        text = node_text(el)
+        if 0 < len(text) <= 200 and spam_verdict(text) == SPAM:
+            report.spam.append(text)
+            el.drop_tree()
 
 
 def _hidden_ancestry(el: HtmlElement, hidden: set[HtmlElement]) -> bool:
@@ -214,26 +328,40 @@ def find_container(root: HtmlElement, hidden: list[HtmlElement]) -> HtmlElement 
         total, links, punct = _text_stats(el)
         if total == 0 or links > 0.5 * total:
             continue
-        scored.append((el, strong, total, links, punct))
+        if total < 400 and _all_boilerplate(el):
+            continue  # a footer or info block that reuses a container class
+        scored.append((el, strong, total - links, punct))
     if not scored:
         return None
-    # the candidate with most non-link text (strong ones favoured), then its innermost descendant
-    # candidate that still holds nearly all of that text
-    def weight(item: tuple[HtmlElement, bool, int, int, int]) -> float:
-        _, strong, total, links, punct = item
-        return (total - links) * (1.0 if strong else 0.8) + 5 * punct
 
-    best = max(scored, key=weight)
-    if best[2] - best[3] < 2:
+    def weight(item: tuple[HtmlElement, bool, int, int]) -> float:
+        return item[2] + 5 * item[3]
+
+    strong = [c for c in scored if c[1]]
+    weak = [c for c in scored if not c[1]]
+    best_strong = max(strong, key=weight) if strong else None
+    best_weak = max(weak, key=weight) if weak else None
+    if best_strong and (best_weak is None or best_strong[2] >= STRONG_SHARE * best_weak[2]):
+        chosen = best_strong
+    else:
+        chosen = best_weak
+    assert chosen is not None
+    if chosen[2] < 2:
         return None
-    chosen = best
-    for item in scored:
-        el = item[0]
-        if el is chosen[0] or item[2] < 0.9 * (chosen[2] - chosen[3]):
-            continue
-        if chosen[0] in el.iterancestors():
+    # the innermost candidate inside the chosen one that still holds nearly all of its text
+    for item in sorted(scored, key=lambda c: c[2]):
+        if (
+            item[0] is not chosen[0]
+            and item[2] >= 0.9 * chosen[2]
+            and (chosen[0] in item[0].iterancestors())
+        ):
             chosen = item
     return chosen[0]
+
+
+def _all_boilerplate(el: HtmlElement) -> bool:
+    lines = block_lines(el)
+    return bool(lines) and all(classify_line(x, "tail") for x in lines)
 
 
 def walk_segments(root: HtmlElement, container: HtmlElement | None) -> Iterator[tuple[int, str]]:

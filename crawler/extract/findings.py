@@ -1,4 +1,5 @@
-"""Page-level findings: hijacked meta, conditional-redirect scripts, mirrors, scrapers, WAF challenges."""
+"""Page-level findings: hijacked meta, conditional-redirect scripts, mirrors, scrapers, WAF
+challenges."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def _js_lex() -> _JsLex:
 
 
 def script_findings(scripts: list[str]) -> list[str]:
-    """``js_conditional_redirect``: a script tests document.referrer / navigator.userAgent for search
+    """``js_conditional_redirect``: a script tests document.referrer / navigator.userAgent for
+    search
     engines or mobiles and then navigates or writes. Allowlisted gov widgets are skipped."""
     lex = _js_lex()
     for code in scripts:
@@ -67,7 +69,8 @@ def _related(host: str, domain: str) -> bool:
 
 
 def meta_findings(tags: Mapping[str, str], url: str) -> list[str]:
-    """``meta_hijack`` (spam in keywords/description) and ``mirror_sitedomain_mismatch`` (a government
+    """``meta_hijack`` (spam in keywords/description) and ``mirror_sitedomain_mismatch`` (a
+    government
     page, by its SiteDomain meta, served from an unrelated non-government host)."""
     out = []
     low = {k.lower(): v for k, v in tags.items()}
@@ -94,9 +97,7 @@ def is_waf_challenge(scripts: list[str], root: HtmlElement) -> bool:
     if not any(code and lex.waf.search(code) for code in scripts):
         return False
     body = root.find("body")
-    text = "" if body is None else "".join(
-        t for t in body.itertext() if t and t.strip()
-    )
+    text = "" if body is None else "".join(t for t in body.itertext() if t and t.strip())
     return len(text) <= CHALLENGE_MAX_TEXT
 
 

@@ -14,7 +14,8 @@ _SPACED = "[\\s\\u3000]*"
 
 
 def spaced(label: str) -> str:
-    """Turn the ``_`` of a lexicon label into optional letter spacing: 主_办 -> 主[\\s\\u3000]*办."""
+    """Turn the ``_`` of a lexicon label into optional letter spacing: 主_办 ->
+    主[\\s\\u3000]*办."""
     return label.replace("_", _SPACED)
 
 

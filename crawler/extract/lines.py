@@ -2,10 +2,10 @@
 
 Two public functions:
 
-* :func:`spam_verdict` — ``'spam'`` (remove), ``'keep'`` or ``'review'`` (keep, and log) for one line;
-  decided on shape + lexicon tier + context, never on one keyword.
-* :func:`classify_line` — the boilerplate label of a line in a zone (``head``, ``body``, ``tail``) or
-  None for content.
+* :func:`spam_verdict` — ``'spam'`` (remove), ``'keep'`` or ``'review'`` (keep, and log)
+  for one line; decided on shape + lexicon tier + context, never on one keyword.
+* :func:`classify_line` — the boilerplate label of a line in a zone (``head``, ``body``,
+  ``tail``) or None for content.
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ def pinyin_glosses(text: str) -> int:
     return len(_spam_lex().gloss.findall(text))
 
 
-# --- boilerplate -----------------------------------------------------------------------------------
+# --- boilerplate
+# -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Page metadata: title, dates (发布/成文), source, publisher, 索引号, 文号, 主题分类, attachments."""
+"""Page metadata: title, dates (发布/成文), source, publisher, 索引号, 文号, 主题分类,
+attachments."""
 
 from __future__ import annotations
 
@@ -14,13 +15,28 @@ from crawler.extract.lines import is_spammy, normalise
 
 FIELDS = ("published", "written", "source", "publisher", "index_no", "doc_no", "topic")
 _WS = re.compile(r"\s+")
-_CN_DIGITS = {"〇": 0, "零": 0, "○": 0, "О": 0, "O": 0, "一": 1, "二": 2, "三": 3, "四": 4,
-              "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
-_DATE = re.compile(
-    r"((?:19|20)\d{2})\s?(?:[-/.]|年)\s?(\d{1,2})\s?(?:[-/.]|月)\s?(\d{1,2})(?!\d)"
+_CN_DIGITS = {
+    "〇": 0,
+    "零": 0,
+    "○": 0,
+    "О": 0,
+    "O": 0,
+    "一": 1,
+    "二": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+}
+_DATE = re.compile(r"((?:19|20)\d{2})\s?(?:[-/.]|年)\s?(\d{1,2})\s?(?:[-/.]|月)\s?(\d{1,2})(?!\d)")
+_CN_DATE = re.compile(
+    r"([〇零○一二三四五六七八九]{4})\s?年\s?([一二三四五六七八九十]{1,3})\s?月\s?"
+    r"([一二三四五六七八九十]{1,3})\s?日"
 )
-_CN_DATE = re.compile(r"([〇零○一二三四五六七八九]{4})\s?年\s?([一二三四五六七八九十]{1,3})\s?月\s?"
-                      r"([一二三四五六七八九十]{1,3})\s?日")
 _ONLY_DATE = re.compile(
     r"^[\[(（【]?\s?(?:19|20)\d{2}\s?[-/.年]\s?\d{1,2}\s?[-/.月]\s?\d{1,2}日?"
     r"(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?\s?[\])）】]?$"
@@ -74,9 +90,9 @@ class _MetaLex:
 @cache
 def meta_lex() -> _MetaLex:
     lex = load("metadata")
-    groups = [
-        f"(?P<{name}>{alternation(words)})" for name, words in lex["labels"].items()
-    ] + [f"(?P<stop>{alternation(lex['stop_labels'])})"]
+    groups = [f"(?P<{name}>{alternation(words)})" for name, words in lex["labels"].items()] + [
+        f"(?P<stop>{alternation(lex['stop_labels'])})"
+    ]
     label = rx(r"(?<![\u4e00-\u9fff])(?:" + "|".join(groups) + r")\s?(?:[:：]|$)")
     exts = "|".join(lex["attachment_ext"])
     return _MetaLex(
@@ -92,9 +108,9 @@ def meta_lex() -> _MetaLex:
 
 
 def labelled_fields(segments: list[str]) -> dict[str, str]:
-    """Parse ``label：value`` pairs from text pieces in page order. A label alone in its piece takes
-    the next piece as its value (info tables with label and value in separate cells). Empty values are
-    skipped; the first non-empty value of each field wins."""
+    """Parse ``label：value`` pairs from text pieces in page order. A label alone in its
+    piece takes the next piece as its value (info tables with label and value in separate
+    cells). Empty values are skipped; the first non-empty value of each field wins."""
     lex = meta_lex()
     out: dict[str, str] = {}
     n = len(segments)
@@ -124,11 +140,12 @@ def field_values(labelled: dict[str, str]) -> dict[str, str | None]:
     """Clean the raw labelled values into Document fields."""
     lex = meta_lex()
     out: dict[str, str | None] = dict.fromkeys(FIELDS)
-    out["published"] = parse_date(labelled.get("published"))
-    out["written"] = parse_date(labelled.get("written"))
+    issued = parse_date(labelled.get("issued"))
+    out["published"] = parse_date(labelled.get("published")) or issued
+    out["written"] = parse_date(labelled.get("written")) or issued
     for name in ("source", "publisher", "topic"):
         v = labelled.get(name)
-        if v and not parse_date(v) == v:
+        if v and parse_date(v) != v:
             v = _WS.split(v.strip())[0] if name != "topic" else v.strip()
             out[name] = v or None
     idx = labelled.get("index_no")
@@ -150,6 +167,12 @@ def doc_no_in(text: str | None) -> str | None:
     return _WS.sub("", m.group(0)) if m else None
 
 
+def doc_no_at_start(line: str) -> str | None:
+    """A 文号 that opens the first line of a 公文 body (道人社〔2017〕32号 关于…)."""
+    m = meta_lex().doc_shape.match(line.strip())
+    return _WS.sub("", m.group(0)) if m else None
+
+
 def url_date(url: str) -> str | None:
     m = meta_lex().url_dates.search(url or "")
     if not m:
@@ -163,7 +186,8 @@ def only_date(text: str) -> str | None:
     return parse_date(text) if _ONLY_DATE.match(text.strip()) else None
 
 
-# --- <meta> and title ------------------------------------------------------------------------------
+# --- <meta> and title
+# ------------------------------------------------------------------------------
 
 
 def meta_tags(root: HtmlElement) -> dict[str, str]:
@@ -234,9 +258,7 @@ def headings(root: HtmlElement, container: HtmlElement | None) -> list[str]:
     return out
 
 
-def choose_title(
-    tags: dict[str, str], title_tag: str, heads: list[str]
-) -> tuple[str | None, bool]:
+def choose_title(tags: dict[str, str], title_tag: str, heads: list[str]) -> tuple[str | None, bool]:
     """(title, hijacked): ArticleTitle meta > a heading matching the <title> core > the core.
     ``hijacked`` is True when the <title> is spam while a clean title exists."""
     site = tags.get("SiteName") or tags.get("sitename")
@@ -248,12 +270,20 @@ def choose_title(
     core = "" if spam_title else title_core(raw, site)
     ncore = normalise(core)
     if ncore:
-        best = None
-        for h in heads:
-            nh = normalise(h)
-            if nh == ncore or (len(nh) >= 6 and (ncore.startswith(nh) or nh.startswith(ncore))):
-                if best is None or len(h) > len(best):
-                    best = h
+        exact = [h for h in heads if normalise(h) == ncore]
+        inside = [h for h in heads if len(h) >= 6 and ncore.startswith(normalise(h))]
+        longer = [
+            h for h in heads if normalise(h).startswith(ncore) and len(h) <= 1.5 * len(core) + 10
+        ]
+        best = (
+            exact[0]
+            if exact
+            else max(inside, key=len)
+            if inside
+            else min(longer, key=len)
+            if longer
+            else None
+        )
         if best:
             return best, spam_title
         if normalise(core) != normalise(site or "") and not meta_lex().site_segment.search(core):
@@ -264,7 +294,8 @@ def choose_title(
     return (core or None), spam_title
 
 
-# --- attachments ------------------------------------------------------------------------------------
+# --- attachments
+# ------------------------------------------------------------------------------------
 
 _WRITE_LINK = re.compile(r"<a\s[^>]*?href\s*=\s*[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", re.I | re.S)
 _TAGS = re.compile(r"<[^>]+>")
@@ -273,7 +304,8 @@ _TAGS = re.compile(r"<[^>]+>")
 def attachments(
     root: HtmlElement, scope: HtmlElement | None, base_url: str, scripts: list[str]
 ) -> list[dict[str, str]]:
-    """Links to documents (.pdf .doc(x) .xls(x) .wps .ofd .zip .rar .et ...) in the article area, with
+    """Links to documents (.pdf .doc(x) .xls(x) .wps .ofd .zip .rar .et ...) in the article
+    area, with
     their visible names; also links written by inline ``document.write()``."""
     ext = meta_lex().attachment_ext
     seen: set[str] = set()
