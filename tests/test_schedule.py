@@ -70,9 +70,9 @@ def test_schedule_once_runs_due_sites_and_skips_the_rest(tmp_path: Path, govcraw
 
 
 def test_bad_profile_is_one_line_and_exit_2(tmp_path: Path, govcrawl):
-    (tmp_path / "broken.yaml").write_text(
-        (PROFILES / "liuzhi.yaml").read_text(encoding="utf-8").replace("name: liuzhi", "name: broken")
-        + "\nschedule: \"61 * * * *\"\n", encoding="utf-8")
+    profile = (PROFILES / "liuzhi.yaml").read_text(encoding="utf-8")
+    profile = profile.replace("name: liuzhi", "name: broken") + '\nschedule: "61 * * * *"\n'
+    (tmp_path / "broken.yaml").write_text(profile, encoding="utf-8")
     for args in (["schedule", "--once"], ["sites"], ["crawl", "broken"]):
         proc = govcrawl(*args, env={"GOVCRAWL_PROFILES": str(tmp_path)}, cwd=tmp_path)
         assert proc.returncode == 2, (args, proc.stderr[-2000:])
