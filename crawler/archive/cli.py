@@ -1,0 +1,205 @@
+"""``govcrawl archive ls|show|verify|flush``: look into the archive, check it, upload the spool.
+
+The lead's CLI calls :func:`register` with its sub-parsers; each action sets ``func(args) -> int``.
+``python -m crawler.archive.cli ...`` runs the same commands on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from crawler.archive import layout
+from crawler.archive.archive import Archive, open_archive
+from crawler.archive.stores import ArchiveConfigError, ArchiveError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DOC_OUTCOMES = ("new", "changed", "near_duplicate")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    """Project settings, then ``GOVCRAWL_ARCHIVE``/``GOVCRAWL_STATE_DIR`` from the environment,
+    then the command line."""
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    for name in ("GOVCRAWL_ARCHIVE", "GOVCRAWL_STATE_DIR", "AWS_ENDPOINT_URL"):
+        if os.environ.get(name):
+            settings.set(name, os.environ[name], priority="cmdline")
+    if getattr(args, "archive", None):
+        settings.set("GOVCRAWL_ARCHIVE", args.archive, priority="cmdline")
+    if getattr(args, "state_dir", None):
+        settings.set("GOVCRAWL_STATE_DIR", args.state_dir, priority="cmdline")
+    return settings
+
+
+def _archive(args: argparse.Namespace) -> Archive:
+    return open_archive(settings=_settings(args))
+
+
+def _doc_entries(archive: Archive) -> list[dict[str, Any]]:
+    """One manifest line per stored document version (latest crawl wins)."""
+    seen: dict[tuple[str, int], dict[str, Any]] = {}
+    for entry in archive.entries():
+        if entry.get("kind") == "warc" or entry.get("outcome") not in DOC_OUTCOMES:
+            continue
+        if entry.get("doc_id") is None or entry.get("version") is None:
+            continue
+        seen[(entry["doc_id"], int(entry["version"]))] = entry
+    return sorted(seen.values(), key=lambda e: (e.get("site") or "", e["doc_id"], e["version"]))
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    if args.since and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.since):
+        raise ArchiveConfigError(f"--since expects a date YYYY-MM-DD, got {args.since!r}")
+    archive = _archive(args)
+    shown = 0
+    for entry in _doc_entries(archive):
+        site = entry.get("site") or ""
+        if args.site and args.site not in (site, layout.site_part(site)):
+            continue
+        date = entry.get("published") or (entry.get("fetched_at") or "")[:10]
+        if args.since and date < args.since:
+            continue
+        shown += 1
+        if args.json:
+            print(json.dumps(entry, ensure_ascii=False))
+        else:
+            title = (entry.get("title") or "").replace("\t", " ")
+            print(f"{entry['doc_id']}\tv{entry['version']}\t{date or '-'}\t{site}\t{title}\t"
+                  f"{entry.get('final_url') or entry.get('url')}")
+    if not shown:
+        print("no documents", file=sys.stderr)
+    return EXIT_OK
+
+
+def _resolve(archive: Archive, target: str) -> str:
+    """A document id from an id or a URL (duplicates resolve to their canonical document)."""
+    if "://" not in target:
+        return target
+    best = None
+    for entry in archive.entries():
+        if target not in (entry.get("url"), entry.get("final_url")) or not entry.get("doc_id"):
+            continue
+        if best is None or (entry.get("fetched_at") or "") >= (best.get("fetched_at") or ""):
+            best = entry
+    if best is None:
+        raise ArchiveError(f"no document archived for URL {target}")
+    if best.get("outcome") == "duplicate" and best.get("canonical_id"):
+        return best["canonical_id"]
+    return best["doc_id"]
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    archive = _archive(args)
+    doc_id = _resolve(archive, args.target)
+    found = archive.find_doc(doc_id)
+    if found is None:
+        raise ArchiveError(f"no document {doc_id!r} in {archive.uri}")
+    site, versions = found
+    version = args.version or versions[-1]
+    if version not in versions:
+        raise ArchiveError(f"document {doc_id!r} has versions {versions}, not {version}")
+    base = f"{layout.DOCS}/{site}/{layout.safe_part(doc_id)}/{layout.version_part(version)}"
+    meta = archive.get_json(f"{base}/meta.json")
+    text = archive.get(f"{base}/text").decode("utf-8")
+    print(json.dumps(meta, ensure_ascii=False, indent=1))
+    print()
+    print(text)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    archive = _archive(args)
+    report = archive.verify(args.crawl)
+    for line in report.bad:
+        print(f"BAD {line}")
+    status = "OK" if report.ok else f"{len(report.bad)} BAD"
+    print(f"verified {report.checked} objects in {archive.uri}: {status}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    from crawler.archive.writer import ArchiveWriter
+    from crawler.items import utc_now
+
+    settings = _settings(args)
+    archive = open_archive(settings=settings)
+    state = Path(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl")
+    writer = ArchiveWriter(archive, state, "flush-" + re.sub(r"\D", "", utc_now()),
+                           probe_interval=0)
+    writer.open()
+    summary = writer.close()
+    left = summary["spool_entries"]
+    print(f"flushed {summary.get('flushed', 0)} spool entries to {archive.uri}; {left} left")
+    return EXIT_OK if not left else EXIT_FAILED
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``archive`` and its actions to ``subparsers`` (an argparse sub-parsers object)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--archive", metavar="URI",
+                        help="archive: a path, file:// or s3://bucket/prefix "
+                             "(default: GOVCRAWL_ARCHIVE)")
+    common.add_argument("--state-dir", metavar="DIR", help="local state (spool); default .govcrawl")
+
+    parser = subparsers.add_parser("archive", help="list/show/verify the archive, flush the spool")
+    actions = parser.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
+
+    p = actions.add_parser("ls", parents=[common], help="documents by site/date")
+    p.add_argument("--site", help="only this site")
+    p.add_argument("--since", metavar="DATE",
+                   help="only documents published (else fetched) on or after YYYY-MM-DD")
+    p.add_argument("--json", action="store_true", help="one JSON manifest line per document")
+    p.set_defaults(func=_guard(cmd_ls))
+
+    p = actions.add_parser("show", parents=[common], help="print a document's meta and text")
+    p.add_argument("target", metavar="DOC_ID|URL")
+    p.add_argument("--version", type=int, help="default: the latest")
+    p.set_defaults(func=_guard(cmd_show))
+
+    p = actions.add_parser("verify", parents=[common],
+                           help="recompute checksums of stored objects (exit 1 on mismatch)")
+    p.add_argument("--crawl", metavar="CRAWL_ID", help="only this crawl's objects")
+    p.set_defaults(func=_guard(cmd_verify))
+
+    p = actions.add_parser("flush", parents=[common], help="upload the local spool")
+    p.set_defaults(func=_guard(cmd_flush))
+    return parser
+
+
+def _guard(fn: Any) -> Any:
+    """One clear line on stderr and a non-zero exit instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except ArchiveConfigError as exc:
+            print(f"govcrawl archive: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except ArchiveError as exc:
+            print(f"govcrawl archive: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except (KeyError, ValueError, OSError) as exc:
+            print(f"govcrawl archive: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+    run.__name__ = fn.__name__
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="govcrawl")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
