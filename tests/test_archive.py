@@ -387,6 +387,11 @@ def test_bad_uris_fail_loudly(uri, message):
 
 
 def test_uri_normalisation(tmp_path):
+    from crawler.archive import validate_uri
+
+    assert validate_uri("s3://bucket/prefix") == "s3://bucket/prefix/"
+    with pytest.raises(ArchiveConfigError, match="names no bucket"):
+        validate_uri("s3://")
     assert open_archive("s3://bucket/a/b").uri == "s3://bucket/a/b/"
     assert open_archive("s3://bucket//a//").uri == "s3://bucket/a/"
     assert open_archive("s3://bucket").uri == "s3://bucket/"

@@ -12,7 +12,7 @@ from crawler.archive.archive import (
     open_archive,
     store_options_from_settings,
 )
-from crawler.archive.stores import ArchiveConfigError, ArchiveError, StoreError
+from crawler.archive.stores import ArchiveConfigError, ArchiveError, StoreError, validate_uri
 from crawler.archive.writer import ArchiveWriter
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "VerifyReport",
     "open_archive",
     "store_options_from_settings",
+    "validate_uri",
 ]

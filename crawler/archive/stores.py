@@ -427,8 +427,9 @@ def local_root(uri: str) -> Path:
     return Path(uri)
 
 
-def open_store(uri: str, **options: Any) -> Store:
-    """The store for ``uri``; ``options`` go to the store's constructor (S3 only)."""
+def validate_uri(uri: str) -> str:
+    """The normalised form of an archive URI (``s3://b/p`` -> ``s3://b/p/``; a path -> itself);
+    raise :class:`ArchiveConfigError` with a clear message if it is unusable. Connects nowhere."""
     if not isinstance(uri, str) or not uri.strip():
         raise ArchiveConfigError("no archive URI given (set GOVCRAWL_ARCHIVE)")
     uri = uri.strip()
@@ -437,9 +438,18 @@ def open_store(uri: str, **options: Any) -> Store:
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme == "s3":
         bucket, prefix = parse_s3_uri(uri)
-        return S3Store(bucket, prefix, **options)
+        return f"s3://{bucket}/{prefix}"
     if scheme in ("", "file") or uri.startswith("file:"):
-        return LocalStore(local_root(uri))
+        local_root(uri)
+        return uri
     raise ArchiveConfigError(
         f"unsupported archive URI scheme {scheme!r} in {uri!r} (use a directory, file:// or s3://)"
     )
+
+
+def open_store(uri: str, **options: Any) -> Store:
+    """The store for ``uri``; ``options`` go to the store's constructor (S3 only)."""
+    uri = validate_uri(uri)
+    if uri.startswith("s3://"):
+        return S3Store(*parse_s3_uri(uri), **options)
+    return LocalStore(local_root(uri))
