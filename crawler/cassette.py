@@ -71,6 +71,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# vcrpy logs whole response bodies at INFO while it loads a cassette.
+logging.getLogger("vcr").setLevel(logging.WARNING)
 
 DEFAULT_NETWORK_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
 #: vcrpy's default matching (method + URI): headers are ignored, so conditional GETs still match.

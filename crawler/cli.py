@@ -145,6 +145,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         if not Path(args.cassettes).is_dir():
             raise UsageError(f"cassette directory not found: {args.cassettes}")
         overrides["GOVCRAWL_CASSETTE_DIR"] = args.cassettes
+        overrides.setdefault("AUTOTHROTTLE_ENABLED", False)  # replayed responses are instant
     settings = project_settings(overrides)
     known = available_spiders(settings)
     if args.all:
