@@ -125,3 +125,31 @@ def test_crawl_report_is_spooled_when_the_store_is_down(s3_server_private, tmp_p
     w.open()
     w.close()
     assert json.loads(open_archive(uri, **s3_opts(server)).get(key))["pages_fetched"] == 3
+
+
+def test_local_store_failure_and_damaged_spool_entry(tmp_path):
+    """A directory that cannot be written spools too; a spool entry damaged on disk is kept
+    back (never uploaded), the others go through."""
+    blocker = tmp_path / "arch"
+    blocker.write_text("a file where the archive directory should be")
+    uri = str(blocker / "sub")
+    writer = ArchiveWriter(open_archive(uri, retries=1), tmp_path / "state", CRAWL,
+                           probe_interval=3600)
+    writer.open()
+    items = sequence()[:2]
+    for item in items:
+        writer.write(item)
+    writer.close()
+    ids = writer.spool.ids()
+    assert len(ids) == 3  # two items + the WARC segment
+    blob = writer.spool.dir / ids[0] / "blob-0"  # the first item's text
+    blob.write_bytes(blob.read_bytes() + "篡改".encode())
+    blocker.unlink()
+    later = ArchiveWriter(open_archive(uri), tmp_path / "state", "next")
+    later.open()
+    later.close()
+    assert writer.spool.ids() == [ids[0]]
+    assert later.stats["conflicts"] >= 1 and later.stats["flushed"] == 2
+    archive = open_archive(uri)
+    assert archive.verify().ok
+    assert not any("d003" in k for k in archive.store.list())

@@ -32,6 +32,10 @@ class ObjectConflictError(StoreError):
     """An immutable key already holds different bytes (it is never overwritten)."""
 
 
+class CorruptDataError(ObjectConflictError):
+    """Data waiting to be written (in the spool) does not match the checksum recorded for it."""
+
+
 def dumps(obj: Any) -> bytes:
     """The archive's JSON encoding: UTF-8, sorted keys, stable bytes for the same data."""
     return (json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode("utf-8")
@@ -107,10 +111,13 @@ class Archive:
         ``if_absent``: write only if the key does not exist. ``mutable``: always write.
         """
         layout.check_key(key)
-        if sha256 is None or not isinstance(data, bytes):
-            sha256, _, size = hash_data(data)
-        else:
+        if isinstance(data, bytes) and sha256 is not None:
             size = len(data)
+        else:
+            actual, _, size = hash_data(data)
+            if sha256 is not None and actual != sha256:  # e.g. a spooled blob damaged on disk
+                raise CorruptDataError(f"{key}: data to write no longer matches its SHA-256")
+            sha256 = actual
         if mode != MUTABLE:
             info = self.retry(lambda: self.store.head(key))
             if info is not None:

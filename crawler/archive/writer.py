@@ -27,6 +27,7 @@ from crawler.archive.archive import (
     IF_ABSENT,
     IMMUTABLE,
     Archive,
+    CorruptDataError,
     ObjectConflictError,
     PutResult,
     dumps,
@@ -303,6 +304,8 @@ class ArchiveWriter:
         """Write ``text`` + ``meta.json`` of one version; never overwrite another version."""
         site, doc_id, version = op["site"], op["doc_id"], op["version"]
         sha = layout.sha256_hex(text)
+        if sha != op["meta"]["hashes"]["text_sha256"]:
+            raise CorruptDataError(f"{doc_id}: spooled text no longer matches its SHA-256")
         if version is None:  # no dedup verdict: continue the stored history
             versions = self.archive.doc_versions(site, doc_id)
             version = versions[-1] if versions else 1
@@ -349,15 +352,17 @@ class ArchiveWriter:
                         blob.unlink(missing_ok=True)
                 return self._count(results)
         self.spool.add(plan, blobs)
-        self.stats["spooled"] += 1
+        with self._state_lock:
+            self.stats["spooled"] += 1
         return {"spooled": True, "keys": [], "bytes": 0, "objects": 0}
 
     def _count(self, results: list[PutResult]) -> dict[str, Any]:
         written = [r for r in results if r.written]
         nbytes = sum(r.size for r in written)
-        self.stats["objects"] += len(written)
-        self.stats["bytes"] += nbytes
-        self.stats["existing"] += len(results) - len(written)
+        with self._state_lock:
+            self.stats["objects"] += len(written)
+            self.stats["bytes"] += nbytes
+            self.stats["existing"] += len(results) - len(written)
         return {"spooled": False, "keys": [r.key for r in results], "bytes": nbytes,
                 "objects": len(written)}
 
@@ -366,9 +371,9 @@ class ArchiveWriter:
         with self._state_lock:
             was_up, self._up = self._up, False
             self._next_probe = time.monotonic() + self.probe_interval
+            self.stats["store_errors"] += 1
         if was_up:
             logger.warning("archive store unavailable, spooling to %s: %s", self.spool.dir, exc)
-        self.stats["store_errors"] += 1
 
     def _available(self) -> bool:
         with self._state_lock:
