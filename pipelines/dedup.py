@@ -39,7 +39,7 @@ class DedupPipeline:
     def __init__(self, crawler: Any, commit_items: int = 100, commit_seconds: float = 10.0):
         self.crawler = crawler
         self.stats = crawler.stats
-        self.state = open_state(crawler.settings)
+        self.state = open_state(crawler.settings).acquire()
         crawler.govcrawl_dedup_state = self.state
         self.dedup = Deduplicator(self.state, DedupConfig.from_settings(crawler.settings))
         self.commit_items = max(1, commit_items)
@@ -59,8 +59,7 @@ class DedupPipeline:
         return pipeline
 
     def close_spider(self) -> None:
-        self.state.commit()
-        self.state.close()
+        self.state.release()
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, PageItem) or item.kind == ATTACHMENT:

@@ -88,7 +88,8 @@ class ArchiveWriter:
         self.work = self.state_dir / "archive-work" / uuid.uuid4().hex[:16]
         self.work.mkdir(parents=True)
         self._lockfile = open(self.work / ".lock", "a")  # noqa: SIM115 - held until close()
-        fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Blocking: another writer's orphan sweep may hold it for a moment (see _recover_orphans).
+        fcntl.flock(self._lockfile, fcntl.LOCK_EX)
         (self.work / "crawl.json").write_text(
             json.dumps({"crawl_id": self.crawl_id, "archive": archive.uri}), "utf-8")
         self._journal = open(self.work / "journal.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -429,6 +430,8 @@ class ArchiveWriter:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
                     continue  # a live writer
+                if not (work / "crawl.json").exists() and time.time() - work.stat().st_mtime < 3600:
+                    continue  # a writer still setting up (it locks right after mkdir)
                 try:
                     info = json.loads((work / "crawl.json").read_text("utf-8"))
                 except (OSError, ValueError):

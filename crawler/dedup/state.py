@@ -198,6 +198,23 @@ class DedupState(ABC):
     @abstractmethod
     def rollback(self) -> None: ...
 
+    def acquire(self) -> DedupState:
+        """Register one more user of this shared instance (see :meth:`release`)."""
+        self._users = getattr(self, "_users", 0) + 1
+        return self
+
+    def release(self) -> None:
+        """One user is done: commit, and close once no user is left.
+
+        Several crawls in one process (``govcrawl crawl --all``) share one instance; the first
+        to finish must not close it under the others.
+        """
+        self._users = getattr(self, "_users", 1) - 1
+        if self._users > 0:
+            self.commit()
+        else:
+            self.close()
+
     def close(self) -> None:
         """Commit and release the backend; the shared instance is dropped from the cache."""
         if not self.closed:
