@@ -6,13 +6,13 @@ Settings:
   ``GOVCRAWL_DEDUP_STATE_BACKENDS``: extra ``{scheme: class path}`` backends.
 * ``GOVCRAWL_DEDUP_THRESHOLD`` (0.9), ``GOVCRAWL_DEDUP_NUM_PERM`` (64), ``GOVCRAWL_DEDUP_SHINGLE``
   (5), ``GOVCRAWL_DEDUP_SHORT_TEXT`` (200), ``GOVCRAWL_DEDUP_MAX_CANDIDATES`` (200).
-* ``GOVCRAWL_DEDUP_COMMIT_ITEMS`` (100) / ``GOVCRAWL_DEDUP_COMMIT_SECONDS`` (10): commit bounds.
 
 Durability: an item's state is written when dedup decides, and committed only once the item has
 left the last pipeline (``item_scraped``), so a crash can never leave the state saying "known"
-for a document the archive did not store. Commits happen whenever no item is in flight, and at
-the latest every N items / T seconds; a crash loses at most that window, whose documents are then
-simply seen (and archived) again. If a later stage fails on the item (``item_error``), its state is
+for a document the archive did not store. Commits happen whenever no item is in flight (never
+while one is, since its archive write may not have happened yet); a crash loses at most the
+uncommitted window, whose documents are then simply seen (and archived, idempotently) again.
+If a later stage fails on the item (``item_error``), its state is
 undone. The state is committed and closed when the spider closes.
 
 The shared state is published as ``crawler.govcrawl_dedup_state`` (also reachable with
@@ -22,7 +22,6 @@ The shared state is published as ``crawler.govcrawl_dedup_state`` (also reachabl
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from scrapy import signals
@@ -36,23 +35,18 @@ logger = logging.getLogger(__name__)
 class DedupPipeline:
     """Scrapy item pipeline (priority 300) in front of the archive."""
 
-    def __init__(self, crawler: Any, commit_items: int = 100, commit_seconds: float = 10.0):
+    def __init__(self, crawler: Any):
         self.crawler = crawler
         self.stats = crawler.stats
         self.state = open_state(crawler.settings).acquire()
         crawler.govcrawl_dedup_state = self.state
         self.dedup = Deduplicator(self.state, DedupConfig.from_settings(crawler.settings))
-        self.commit_items = max(1, commit_items)
-        self.commit_seconds = commit_seconds
-        self._in_flight: set[int] = set()
+        self._in_flight = self.state.in_flight  # shared by every crawl using this state
         self._pending = 0
-        self._last_commit = time.monotonic()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DedupPipeline:
-        s = crawler.settings
-        pipeline = cls(crawler, commit_items=s.getint("GOVCRAWL_DEDUP_COMMIT_ITEMS", 100),
-                       commit_seconds=s.getfloat("GOVCRAWL_DEDUP_COMMIT_SECONDS", 10.0))
+        pipeline = cls(crawler)
         crawler.signals.connect(pipeline.item_done, signal=signals.item_scraped)
         crawler.signals.connect(pipeline.item_done, signal=signals.item_dropped)
         crawler.signals.connect(pipeline.item_failed, signal=signals.item_error)
@@ -96,9 +90,6 @@ class DedupPipeline:
     def _maybe_commit(self) -> None:
         if not self._pending:
             return
-        overdue = (self._pending >= self.commit_items
-                   or time.monotonic() - self._last_commit >= self.commit_seconds)
-        if not self._in_flight or overdue:
+        if not self._in_flight:
             self.state.commit()
             self._pending = 0
-            self._last_commit = time.monotonic()

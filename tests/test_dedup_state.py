@@ -75,9 +75,7 @@ from scrapy.utils.test import get_crawler
 from pipelines.dedup import DedupPipeline
 from tests.dedup_fixtures import make_item, seed_texts
 
-crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": sys.argv[1],
-                                     "GOVCRAWL_DEDUP_COMMIT_ITEMS": 1000,
-                                     "GOVCRAWL_DEDUP_COMMIT_SECONDS": 3600})
+crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": sys.argv[1]})
 pipeline = DedupPipeline.from_crawler(crawler)
 texts = seed_texts()
 for i, text in enumerate(texts[:4]):

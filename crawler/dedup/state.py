@@ -201,6 +201,10 @@ class DedupState(ABC):
     def acquire(self) -> DedupState:
         """Register one more user of this shared instance (see :meth:`release`)."""
         self._users = getattr(self, "_users", 0) + 1
+        if not hasattr(self, "in_flight"):
+            #: ids of items whose state is written but not yet safe to commit, across every
+            #: crawl sharing this instance: a commit is only safe when this is empty.
+            self.in_flight: set[int] = set()
         return self
 
     def release(self) -> None:
