@@ -82,13 +82,31 @@ def common_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def validate_archive_uri(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.scheme == "s3":
-        if not parts.netloc:
-            raise UsageError(f"archive URI needs a bucket: {uri!r} (use s3://bucket/prefix)")
-    elif parts.scheme not in ("", "file"):
-        raise UsageError(f"unsupported archive URI scheme {parts.scheme!r}: use a path, file:// or s3://")
-    return uri
+    from crawler.archive import ArchiveConfigError, validate_uri
+
+    try:
+        return validate_uri(uri)
+    except ArchiveConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_archive(settings: Any) -> None:
+    """Refuse to start when the archive is misconfigured (no such bucket, refused credentials).
+
+    A store that is merely unreachable is fine: the crawl spools and uploads later.
+    """
+    from crawler.archive import ArchiveConfigError, StoreError, open_archive
+
+    try:
+        archive = open_archive(settings=settings)
+        try:
+            archive.ping()
+        finally:
+            archive.close()
+    except ArchiveConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except StoreError:
+        pass
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -107,6 +125,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         overrides["ITEM_PIPELINES"] = {"pipelines.extract.ExtractionPipeline": 100}
         overrides["EXTENSIONS"]["crawler.extensions.CrawlReport"] = None
     settings = project_settings(overrides)
+    if args.archive:
+        check_archive(settings)
     [result] = run_spiders([("fetch", {"url": url})], settings, keep_items=True)
     if result.error:
         raise FetchFailed(result.error)
@@ -157,10 +177,14 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         sites = args.sites
     if not sites:
         raise UsageError("name at least one site, or --all (see: govcrawl sites)")
+    check_archive(settings)
     results = run_spiders([(site, {}) for site in sites], settings)
     reports = [build_report(r.spider, r.stats, r.stats.get("govcrawl/crawl_id")) for r in results]
     print(format_table(reports))
-    failed = [r for r in results if r.finish_reason not in ("finished", None)]
+    for result in results:
+        if result.error:
+            print(f"govcrawl: {result.spider}: {result.error}", file=sys.stderr)
+    failed = [r for r in results if r.error or r.finish_reason not in ("finished", None)]
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -255,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sites", help="list site profiles")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sites)
+
+    from crawler.archive.cli import register as register_archive
+
+    register_archive(sub)
 
     p = sub.add_parser("schedule", help="re-crawl sites on their profiles' cron schedules")
     p.add_argument("--once", action="store_true", help="run what is due now, then exit (for cron)")

@@ -41,6 +41,10 @@ class _Collector:
         self.result = result
         self.keep_items = keep_items
 
+    def crawl_failed(self, failure: Any) -> None:
+        """The crawl could not start or broke down (e.g. the archive refused us)."""
+        self.result.error = failure.getErrorMessage().strip().splitlines()[0]
+
     def item_scraped(self, item: Any) -> None:
         if self.keep_items:
             self.result.items.append(item)
@@ -59,10 +63,11 @@ def run_spiders(
         result = CrawlResult(spider=name)
         collector = _Collector(result, keep_items)
         crawler.signals.connect(collector.item_scraped, signal=signals.item_scraped)
-        process.crawl(crawler, **kwargs)
+        deferred = process.crawl(crawler, **kwargs)
+        deferred.addErrback(collector.crawl_failed)
         runs.append((crawler, result, collector))
     process.start()
     for crawler, result, _collector in runs:
         result.stats = dict(crawler.stats.get_stats() if crawler.stats else {})
-        result.error = getattr(crawler.spider, "error", None)
+        result.error = result.error or getattr(crawler.spider, "error", None)
     return [result for _crawler, result, _collector in runs]

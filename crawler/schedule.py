@@ -107,8 +107,12 @@ class Scheduler:
                 return None
             self._record_start(site, datetime.now(UTC))
             command = [sys.executable, "-m", "crawler.cli", "crawl", site, *self.crawl_args]
-            logger.info("start %s", site)
-            child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+            log_path = self.state_dir / "logs" / f"{site}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            logger.info("start %s (log: %s)", site, log_path)
+            with open(log_path, "ab") as log:
+                child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
             with self._guard:
                 self._children[site] = child
             code = child.wait()
