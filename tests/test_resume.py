@@ -1,0 +1,57 @@
+"""A crawl killed with SIGKILL mid-run, then run again, archives every document exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.conftest import CASSETTES, REPO, run_govcrawl
+from tests.test_spiders import EXPECTED
+
+SITE = "gzdzhrss"  # three articles among 20 list/404 pages: slow enough to kill in the middle
+
+
+def archived_urls(archive: Path) -> Counter:
+    """How many stored versions each document URL has."""
+    return Counter(json.loads(p.read_text())["url"] for p in (archive / "docs").rglob("meta.json"))
+
+
+def test_sigkill_mid_crawl_then_rerun_archives_everything_once(tmp_path: Path):
+    archive, state = tmp_path / "archive", tmp_path / "state"
+    args = ["crawl", SITE, "--cassettes", str(CASSETTES), "--archive", str(archive),
+            "--state-dir", str(state)]
+    slow = ["-s", "DOWNLOAD_DELAY=0.4", "-s", "RANDOMIZE_DOWNLOAD_DELAY=False",
+            "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "crawler.cli", *args, *slow], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (archive / "docs").exists() and archived_urls(archive):
+                break  # one document is archived, the others are not yet
+            time.sleep(0.05)
+        assert proc.poll() is None, "the crawl ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    killed_with = archived_urls(archive)
+    expected = {url for kind, url, _pages in EXPECTED[SITE] if kind == "article"}
+    assert 1 <= sum(killed_with.values()) < len(expected)
+
+    rerun = run_govcrawl(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    final = archived_urls(archive)
+    assert set(final) == expected
+    assert all(count == 1 for count in final.values()), final
+    # and a third run finds nothing new
+    again = run_govcrawl(*args, cwd=tmp_path)
+    assert again.returncode == 0
+    assert archived_urls(archive) == final
