@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crawler.cli import main
-from tests.conftest import CORPUS, load_jsonl
+from tests.conftest import CASSETTES, CORPUS, load_jsonl
 
 PAGES = sorted((CORPUS / "pages").glob("*.html"))
 MANIFEST = {m["id"]: m for m in load_jsonl(CORPUS / "manifest.jsonl")}
@@ -127,3 +127,35 @@ def test_fetch_bad_url_exit_2(url, govcrawl):
     proc = govcrawl("fetch", url)
     assert proc.returncode == 2
     assert "not an http(s) URL" in _one_line_error(proc)
+
+
+def test_fetch_from_a_cassette_offline(govcrawl, tmp_path):
+    url = "http://www.ningbo.gov.cn/art/2023/3/31/art_1229116967_59432101.html"
+    proc = govcrawl("fetch", url, "--json", "--cassette", str(CASSETTES / "ningbo.yaml"),
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["spam"] == ["bt365备用网站_365bet开户官网_365heart"] * 2
+    assert "bt365" not in data["text"] and "bt365" not in data["title"]
+    assert data["text"].startswith("2022年,全市法治政府建设工作坚持")
+    assert not (tmp_path / "archive").exists()  # fetch keeps nothing unless --archive
+
+
+def test_fetch_url_missing_from_cassette(govcrawl, tmp_path):
+    url = "http://www.ningbo.gov.cn/art/2099/1/1/art_1_1.html"
+    line = _one_line_error(govcrawl("fetch", url, "--cassette", str(CASSETTES / "ningbo.yaml"),
+                                    cwd=tmp_path))
+    assert url in line and "ningbo.yaml" in line
+
+
+def test_fetch_with_archive_stores_the_document(govcrawl, tmp_path):
+    url = "http://www.ningbo.gov.cn/art/2023/3/31/art_1229116967_59432101.html"
+    args = ("fetch", url, "--json", "--cassette", str(CASSETTES / "ningbo.yaml"),
+            "--archive", str(tmp_path / "archive"), "--state-dir", str(tmp_path / "state"))
+    first = govcrawl(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["dedup"]["outcome"] == "new"
+    assert len(list((tmp_path / "archive" / "docs").rglob("meta.json"))) == 1
+    second = govcrawl(*args, cwd=tmp_path)
+    assert json.loads(second.stdout)["dedup"]["outcome"] == "unchanged"
+    assert len(list((tmp_path / "archive" / "docs").rglob("meta.json"))) == 1

@@ -96,3 +96,14 @@ def test_second_crawl_archives_nothing_new(two_crawls):
     for site, report in latest.items():
         assert report["documents"]["new"] == 0, site
         assert report["attachments"] == 0, site
+
+
+def test_liuzhi_report_printed_twice_on_the_page_is_archived_once(two_crawls):
+    archive, *_ = two_crawls
+    [meta] = list((archive / "docs" / "liuzhi").rglob("meta.json"))
+    text = (meta.parent / "text").read_text(encoding="utf-8")
+    first_paragraph = "根据《法治政府建设与责任落实督察工作规定》要求"
+    last_paragraph = "更好服务法治政府建设"
+    assert text.count(first_paragraph) == 1
+    assert text.count(last_paragraph) == 1
+    assert "黔ICP备17007817号" not in text and "使用浏览器的分享功能" not in text

@@ -89,3 +89,41 @@ def test_unknown_site_and_bad_archive_uri_exit_2(tmp_path: Path, govcrawl):
     proc = govcrawl("crawl", "liuzhi", "--archive", "s3://", cwd=tmp_path)
     assert proc.returncode == 2
     assert "bucket" in one_line_error(proc)
+
+
+def test_scheduler_stops_cleanly_on_sigterm(tmp_path: Path):
+    """The long-running scheduler starts a due crawl; SIGTERM stops both cleanly (exit 0)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    shutil.copy(PROFILES / "gzdzhrss.yaml", profiles)
+    state = tmp_path / "state"
+    command = [sys.executable, "-m", "crawler.cli", "schedule", "--cassettes", str(CASSETTES),
+               "--archive", str(tmp_path / "archive"), "--state-dir", str(state),
+               "-s", "DOWNLOAD_DELAY=1", "-s", "RANDOMIZE_DOWNLOAD_DELAY=False"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GOVCRAWL_PROFILES": str(profiles)}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log = state / "schedule.log"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if log.exists() and "start gzdzhrss" in log.read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(3)  # the crawl is under way
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    text = log.read_text()
+    assert "scheduler stopped" in text and "end gzdzhrss" in text
+    [report] = [json.loads(p.read_text()) for p in (tmp_path / "archive").rglob("report.json")]
+    assert report["finish_reason"] == "shutdown"

@@ -1,0 +1,275 @@
+"""End-to-end crawl throughput against a local server, beside plain trafilatura on the same pages.
+
+    python benchmarks/crawl_throughput.py [--pages 50000] [--workers 2]
+
+Pages are generated from real corpus article templates (tests/corpus/pages) with their body
+container refilled by varied text from the seed reports; list pages use TRS ``createPageHTML``
+pagination. Some pages are exact duplicates of others (another URL), some near-duplicates (~2% of
+characters edited) and some carry the injected spam line. A local twisted.web server (its own
+process) serves them; ``govcrawl crawl`` (its own process) crawls them with the real pipeline into
+a temporary local archive. Reported: pages/s, CPU time per page, RSS at 5,000 and at the end, and
+plain ``trafilatura.extract`` pages/s on one core over a sample of the same pages. The last line is
+``ratio=<e2e pages/s / trafilatura pages/s> rss_growth=<RSS at end / RSS at 5k pages>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "tests" / "corpus"
+#: Real article pages used as templates, and their body containers (from gold.jsonl).
+TEMPLATES = ("012", "055", "054", "042", "004", "061")
+PER_LIST = 25
+SPAM = "bt365备用网站_365bet开户官网_365heart"
+
+
+# --- page generation ----------------------------------------------------------------------------
+
+
+def _sentences() -> list[str]:
+    seeds = sorted((REPO / "tests" / "seeds").glob("*.txt"))
+    text = " ".join(p.read_text(encoding="utf-8") for p in seeds)
+    parts = [s.strip() + "。" for s in re.split(r"[。\n]", text) if len(s.strip()) > 12]
+    return [s for s in parts if "bt365" not in s]
+
+
+def _templates() -> list[tuple[str, str]]:
+    """(prefix, suffix) around the body container's content of each template page.
+
+    A template's own 索引号 becomes ``@@INDEX@@`` so that every generated page has its own, as on a
+    real portal (the same 索引号 on two pages would make them versions of one document).
+    """
+    import lxml.html
+
+    gold = {}
+    for line in (CORPUS / "gold.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        gold[record["id"]] = record
+    out = []
+    for page_id in TEMPLATES:
+        tree = lxml.html.fromstring((CORPUS / "pages" / f"{page_id}.html").read_bytes())
+        [body] = tree.cssselect(gold[page_id]["body_selector"])
+        for child in list(body):
+            body.remove(child)
+        body.text = "@@BODY@@"
+        for title in tree.iter("title"):
+            title.text = "@@TITLE@@"
+        html = lxml.html.tostring(tree, encoding="unicode", doctype="<!DOCTYPE html>")
+        if gold[page_id].get("index_no"):
+            html = html.replace(gold[page_id]["index_no"], "@@INDEX@@")
+        prefix, suffix = html.split("@@BODY@@")
+        out.append((prefix, suffix))
+    return out
+
+
+class Site:
+    """Deterministic pages: article i and list page n are the same every time they are asked for."""
+
+    def __init__(self, n_pages: int):
+        self.n_pages = n_pages
+        self.n_lists = (n_pages + PER_LIST - 1) // PER_LIST
+        self.sentences = _sentences()
+        self.templates = _templates()
+
+    def article_url_path(self, i: int) -> str:
+        return f"/xxgk/2023{1 + i % 12:02d}/t2023{1 + i % 12:02d}{1 + i % 28:02d}_{i}.html"
+
+    def body(self, i: int) -> list[str]:
+        kind = i % 20
+        if kind == 7 and i >= 7:  # exact duplicate of an earlier page, under another URL
+            return self.body(i - 7)
+        rng = random.Random(i)
+        paragraphs = [
+            "".join(rng.choice(self.sentences) for _ in range(rng.randint(1, 4)))
+            for _ in range(rng.randint(6, 24))
+        ]
+        if kind == 13 and i >= 13:  # near-duplicate: ~2% of characters edited
+            base = list("\n".join(self.body(i - 13)))
+            for _ in range(max(1, len(base) // 50)):
+                base[rng.randrange(len(base))] = rng.choice("的一是在不了有和人这中大为上个国")
+            paragraphs = "".join(base).split("\n")
+        if kind == 3:  # injected spam line between paragraphs
+            paragraphs.insert(len(paragraphs) // 2, SPAM)
+        return paragraphs
+
+    def article(self, i: int) -> bytes:
+        prefix, suffix = self.templates[i % len(self.templates)]
+        paragraphs = self.body(i)
+        title = f"关于{paragraphs[0][:18]}的通知（{i}）"
+        html = "".join(f"<p>{p}</p>" for p in paragraphs)
+        page = prefix.replace("@@TITLE@@", title) + html + suffix
+        return page.replace("@@INDEX@@", f"BENCH-2023-{i:06d}").encode("utf-8")
+
+    def list_page(self, n: int) -> bytes:
+        first = n * PER_LIST
+        links = "".join(
+            f'<li><a href="{self.article_url_path(i)}">文件{i}</a><span>2023-01-01</span></li>'
+            for i in range(first, min(first + PER_LIST, self.n_pages))
+        )
+        return (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>政务公开</title></head><body>"
+            f"<div class='list'><ul>{links}</ul></div><script>createPageHTML({self.n_lists}, {n},"
+            ' "index", "html");</script></body></html>'
+        ).encode()
+
+
+# --- server -------------------------------------------------------------------------------------
+
+
+def serve(n_pages: int, port_out, served) -> None:
+    """Run in a child process: a twisted.web server of the generated site on 127.0.0.1."""
+    from twisted.internet import reactor
+    from twisted.web import resource, server
+
+    site = Site(n_pages)
+    article_re = re.compile(r"^/xxgk/\d{6}/t\d{8}_(\d+)\.html$")
+    list_re = re.compile(r"^/xxgk/index(?:_(\d+))?\.html$")
+
+    class Root(resource.Resource):
+        isLeaf = True
+
+        def render_GET(self, request):  # noqa: N802 (twisted API)
+            path = request.path.decode()
+            request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            if match := article_re.match(path):
+                with served.get_lock():
+                    served.value += 1
+                return site.article(int(match.group(1)))
+            if match := list_re.match(path):
+                return site.list_page(int(match.group(1) or 0))
+            request.setResponseCode(404)
+            return b"not found"
+
+    port = reactor.listenTCP(0, server.Site(Root()), interface="127.0.0.1")
+    port_out.value = port.getHost().port
+    reactor.run()
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+        todo += children.get(current, [])
+    return total
+
+
+def plain_trafilatura_rate(site: Site, sample: int) -> float:
+    import trafilatura
+
+    pages = [site.article(i) for i in range(sample)]
+    urls = [f"http://127.0.0.1{site.article_url_path(i)}" for i in range(sample)]
+    start = time.process_time()
+    for html, url in zip(pages, urls, strict=True):
+        trafilatura.extract(html.decode("utf-8"), url=url)
+    return sample / (time.process_time() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=50_000, help="article pages to crawl")
+    parser.add_argument("--workers", type=int, default=2, help="extraction worker processes")
+    parser.add_argument("--sample", type=int, default=3_000, help="pages for plain trafilatura")
+    parser.add_argument("--early", type=int, default=5_000, help="RSS compared at this count")
+    args = parser.parse_args()
+
+    port, served = multiprocessing.Value("i", 0), multiprocessing.Value("l", 0)
+    server = multiprocessing.Process(target=serve, args=(args.pages, port, served), daemon=True)
+    server.start()
+    for _ in range(200):
+        if port.value:
+            break
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port.value}"
+
+    with tempfile.TemporaryDirectory(prefix="govcrawl-bench-") as tmp:
+        profile = Path(tmp) / "bench.yaml"
+        profile.write_text(json.dumps({
+            "name": "bench", "title": "benchmark site", "start_urls": [f"{base}/xxgk/index.html"],
+            "allowed_domains": ["127.0.0.1"], "article_patterns": [r"/t\d{8}_\d+\.html$"],
+            "list_patterns": [r"/xxgk/index(_\d+)?\.html$"],
+            "max_pages": args.pages // PER_LIST + 10, "max_depth": 1,
+        }), encoding="utf-8")
+        settings = {
+            "ROBOTSTXT_OBEY": "False", "AUTOTHROTTLE_ENABLED": "False", "DEPTH_LIMIT": "0",
+            "CONCURRENT_REQUESTS": "32", "CONCURRENT_REQUESTS_PER_DOMAIN": "32",
+            "GOVCRAWL_EXTRACT_WORKERS": str(args.workers), "LOG_LEVEL": "WARNING",
+            "GOVCRAWL_PROGRESS_INTERVAL": "0",
+        }
+        command = [sys.executable, "-m", "crawler.cli", "crawl", "bench",
+                   "--archive", f"{tmp}/archive", "--state-dir", f"{tmp}/state"]
+        for name, value in settings.items():
+            command += ["-s", f"{name}={value}"]
+        env = {**os.environ, "GOVCRAWL_PROFILES": str(profile), "PYTHONPATH": str(REPO)}
+
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        crawl = subprocess.Popen(command, env=env, cwd=tmp, stdout=subprocess.PIPE, text=True)
+        rss_early = rss_peak = 0
+        while crawl.poll() is None:
+            rss = tree_rss_kb(crawl.pid)
+            rss_peak = max(rss_peak, rss)
+            if not rss_early and served.value >= args.early:
+                rss_early = rss
+            rss_end = rss
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        output = crawl.stdout.read() if crawl.stdout else ""
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        docs = served.value
+        files = Path(tmp, "archive").rglob("*")
+        archive_bytes = sum(f.stat().st_size for f in files if f.is_file())
+
+    server.terminate()
+    server.join(5)
+    site = Site(args.pages)
+    plain = plain_trafilatura_rate(site, min(args.sample, args.pages))
+    e2e = docs / elapsed
+    print(output.strip())
+    print(f"articles served={docs} of {args.pages}; crawl exit code {crawl.returncode}")
+    print(f"end-to-end: {e2e:.1f} pages/s over {elapsed:.1f} s wall, "
+          f"{1000 * cpu / max(docs, 1):.2f} ms CPU/page "
+          f"(crawl process tree, {args.workers} extraction workers)")
+    print(f"archive: {archive_bytes / 1e6:.1f} MB")
+    print(f"plain trafilatura.extract: {plain:.1f} pages/s on one core "
+          f"({min(args.sample, args.pages)} of the same pages)")
+    print(f"RSS: {rss_early / 1024:.0f} MiB at {args.early} pages, "
+          f"{rss_end / 1024:.0f} MiB at end, "
+          f"peak {rss_peak / 1024:.0f} MiB")
+    growth = rss_end / rss_early if rss_early else float("nan")
+    print(f"ratio={e2e / plain:.2f} rss_growth={growth:.2f}")
+    return 0 if crawl.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
