@@ -318,6 +318,26 @@ def list_next_pages(html: str, page_url: str, links: Iterable[Link] | None = Non
     return list(dict.fromkeys(out))
 
 
+@lru_cache(maxsize=1)
+def _attachment_hint_re() -> re.Pattern[str]:
+    exts = sorted(map(re.escape, tables()["attachment_extensions"]), key=len, reverse=True)
+    return re.compile(rf"\.(?:{'|'.join(exts)})(?![A-Za-z0-9])", re.I)
+
+
+_QUERY_PAGE_HINT_RE = re.compile(rf"[?&;](?:{'|'.join(_PAGE_PARAMS)})=\d", re.I)
+
+
+def article_link_hints(html: str, page_url: str) -> bool:
+    """A cheap look at an article's raw HTML: could it link an attachment or its own next page?
+
+    When this is False, :func:`extract_links` would find nothing an article needs (attachments,
+    ``<stem>_N`` siblings, ``?page=N`` pages), so the full link walk can be skipped."""
+    if _attachment_hint_re().search(html) or _QUERY_PAGE_HINT_RE.search(html):
+        return True
+    stem = _stem(urlsplit(page_url).path.rsplit("/", 1)[-1])
+    return bool(stem) and f"{stem}_" in html
+
+
 def article_pages(html: str, page_url: str, links: Iterable[Link] | None = None) -> list[str]:
     """The other pages of a multi-page article, in order (``t2015_1.html``, ``t2015_2.html`` ...).
 

@@ -278,8 +278,18 @@ class PortalSpider(Spider):
 
     # --- articles ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _article_links(response: TextResponse) -> list[listing.Link]:
+        """An article's links, skipping the full parse when the page cannot link anything an
+        article needs (most pages: the walk over a portal template's links is costly)."""
+        if not listing.article_link_hints(response.text, response.url):
+            return []
+        return listing.extract_links(response.text, response.url)
+
     def _attachment_requests(self, response: TextResponse,
                              links: list[listing.Link]) -> Iterator[Request]:
+        if not links:
+            return
         container = self.profile.selectors.get("article")
         if container and response.css(container):
             links = listing.extract_links(response.text, response.url, container)
@@ -305,7 +315,7 @@ class PortalSpider(Spider):
         if not isinstance(response, TextResponse):
             yield self._attachment_item(response)
             return
-        links = listing.extract_links(response.text, response.url)
+        links = self._article_links(response)
         yield from self._attachment_requests(response, links)
         pending = {
             "first": ResponseRecord.from_response(response),
@@ -331,7 +341,7 @@ class PortalSpider(Spider):
         pending = response.meta["govcrawl_article"]
         if not self._challenged(response) and isinstance(response, TextResponse):
             pending["pages"].append(ResponseRecord.from_response(response))
-            links = listing.extract_links(response.text, response.url)
+            links = self._article_links(response)
             yield from self._attachment_requests(response, links)
             self.crawler.stats.inc_value("govcrawl/article_pages_stitched")
         yield from self._continue_article(pending)

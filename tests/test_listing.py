@@ -199,3 +199,27 @@ def test_trap_guard_caps_query_variants():
 def test_tables_are_data():
     assert (REPO / "spiders" / "data" / "listing.yaml").exists()
     assert "pdf" in listing.tables()["attachment_extensions"]
+
+
+def test_article_link_hints_never_hide_what_an_article_links():
+    """The cheap pre-check may say yes needlessly, never no when an attachment or a next page of
+    the article is linked (checked on every real article page with a URL)."""
+    from pathlib import Path
+
+    from crawler.listing import article_link_hints, article_pages, extract_links, is_attachment
+
+    corpus = Path(__file__).parent / "corpus"
+    skipped = 0
+    for line in (corpus / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        page = json.loads(line)
+        if page["kind"] != "article" or not page["url"]:
+            continue
+        html = (corpus / "pages" / f"{page['id']}.html").read_bytes().decode("utf-8", "replace")
+        links = extract_links(html, page["url"])
+        needed = [link for link in links if is_attachment(link.url)]
+        needed += article_pages(html, page["url"], links)
+        if needed:
+            assert article_link_hints(html, page["url"]), page["id"]
+        else:
+            skipped += not article_link_hints(html, page["url"])
+    assert skipped >= 10  # and it does spare most pages the walk
