@@ -116,12 +116,25 @@ def _clean_lines(lines: list[str], doc: Document, title: str | None, whole_page:
     return kept
 
 
+def _may_repeat(root: HtmlElement, lines: list[str], probes: int = 5) -> bool:
+    """Cheap test before the full walk: does the opening of some body paragraph occur twice in
+    the page's raw text? (A copy of the body elsewhere on the page must repeat it.)"""
+    body = root.find("body")
+    page_text = "".join((body if body is not None else root).itertext())
+    for line in lines[1 : probes + 1] or lines:  # the first line often repeats the title
+        opening = line.split()[0][:12] if line.split() else ""
+        if len(opening) >= 6 and page_text.count(opening) >= 2:
+            return True
+    return False
+
+
 def _count_outside_repeats(root: HtmlElement, container: HtmlElement, kept: list[str]) -> int:
     """Paragraphs outside the container that repeat a paragraph of the article (hidden or mobile
     copies of the body): not extracted, counted as repeated."""
-    body_keys = {normalise(x) for x in kept if len(x) >= LONG_LINE}
-    if not body_keys:
+    long_lines = [x for x in kept if len(x) >= LONG_LINE]
+    if not long_lines or not _may_repeat(root, long_lines):
         return 0
+    body_keys = {normalise(x) for x in long_lines}
     inside = set(container.iter())
     count = 0
     for el in root.iter("p", "div", "li", "td"):
