@@ -225,6 +225,8 @@ def page_schemes(html: str) -> list[PageScheme]:
 
     Only calls are read (the function definitions have no literal arguments); numeric arguments
     may be variables assigned elsewhere in the page (``var countPage = 12``)."""
+    if "createPageHTML" not in html and "Pager(" not in html:
+        return []  # most pages: no need to parse them
     sel = Selector(text=html)
     scripts = "\n".join(sel.css("script:not([src])::text").getall())
     out = []

@@ -33,6 +33,9 @@ AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_TIMEOUT = 30
+# Scrapy starts this many asyncio tasks for every callback's output; ours yield one item or one
+# page of links, and 100 (the default) cost more than the work they share.
+CONCURRENT_ITEMS = 16
 RETRY_TIMES = 2
 DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
 DEPTH_LIMIT = 8

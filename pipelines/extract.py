@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -39,6 +40,12 @@ def extract_pages(pages: list[ResponseRecord]) -> Document:
     return doc
 
 
+def _lower_priority() -> None:
+    """Worker start-up: yield the CPU to the crawl process, whose work (downloading, dedup,
+    archiving) is serial; workers only soak up what it leaves free."""
+    os.nice(5)
+
+
 def _header_map(record: ResponseRecord) -> dict[str, str]:
     content_type = record.header("Content-Type")
     return {"Content-Type": content_type} if content_type else {}
@@ -60,7 +67,8 @@ class ExtractionPipeline:
     def open_spider(self) -> None:
         if self.workers > 0:
             context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
+                                             initializer=_lower_priority)
 
     def close_spider(self) -> None:
         if self._pool is not None:
