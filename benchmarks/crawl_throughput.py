@@ -209,7 +209,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=50_000, help="article pages to crawl")
     parser.add_argument("--workers", type=int, default=2, help="extraction worker processes")
-    parser.add_argument("--sample", type=int, default=3_000, help="pages for plain trafilatura")
+    parser.add_argument("--sample", type=int, default=2_000, help="pages for plain trafilatura")
     parser.add_argument("--early", type=int, default=5_000, help="RSS compared at this count")
     args = parser.parse_args()
 

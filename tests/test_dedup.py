@@ -113,6 +113,22 @@ def test_same_index_no_under_new_url_is_same_document(pipeline):
     assert other.doc_id != old.doc_id and other.outcome == "new"
 
 
+def test_a_template_repeating_one_index_no_does_not_merge_different_documents(pipeline):
+    """Two different reports behind the same 索引号 (a template that prints it on every page) are
+    two documents, each identified by its URL; the real holder keeps the 索引号 identity."""
+    texts = seed_texts()
+    first = run(pipeline, make_item("http://a.gov.cn/t1.html", texts[0], index_no="SAME-2023-1"))
+    second = run(pipeline, make_item("http://a.gov.cn/t2.html", texts[1], index_no="SAME-2023-1"))
+    assert first.dedup.outcome == second.dedup.outcome == "new"
+    assert first.dedup.doc_id != second.dedup.doc_id
+    assert second.dedup.doc_id == make_doc_id("http://a.gov.cn/t2.html", None)
+    again = run(pipeline, make_item("http://a.gov.cn/t2.html", texts[1], index_no="SAME-2023-1"))
+    assert again.dedup.outcome == "unchanged" and again.dedup.doc_id == second.dedup.doc_id
+    moved = run(pipeline, make_item("http://a.gov.cn/new/t1.html", texts[0],
+                                    index_no="SAME-2023-1"))
+    assert moved.dedup.doc_id == first.dedup.doc_id and moved.dedup.outcome == "unchanged"
+
+
 def test_punctuation_and_whitespace_variants_are_duplicates(pipeline):
     text = seed_texts()[2]
     variant = (text.replace(",", "，").replace(":", "：").replace("(", "（").replace(")", "）")

@@ -82,7 +82,6 @@ class ArchiveWriter:
         self._flush_lock = threading.RLock()
         self._up = True
         self._next_probe = 0.0
-        self._lines: list[dict[str, Any]] = []
         # Work directory: WARC segments being written and the manifest journal; locked so that
         # a later run can tell a crashed writer's leftovers from a live one's.
         self.work = self.state_dir / "archive-work" / uuid.uuid4().hex[:16]
@@ -121,7 +120,8 @@ class ArchiveWriter:
         if self._available():
             self.flush()
         with self._state_lock:
-            lines, self._lines = self._lines, []
+            self._journal.flush()
+            lines = read_journal(self.work / "journal.jsonl")
         by_crawl: dict[str, list[dict[str, Any]]] = {}
         for line in lines:
             by_crawl.setdefault(line.get("crawl_id") or self.crawl_id, []).append(line)
@@ -333,8 +333,8 @@ class ArchiveWriter:
         raise ArchiveError(f"no free version for {doc_id}")
 
     def _route_line(self, line: dict[str, Any]) -> None:
-        """Keep a manifest line (journalled; appended to its crawl's manifest at close)."""
-        self._lines.append(line)
+        """Journal a manifest line; the journal becomes the crawl's manifest at close (nothing is
+        kept in memory, so a long crawl does not grow)."""
         self._journal.write(dumps_line(line) + "\n")
         self._journal.flush()
 
@@ -442,14 +442,7 @@ class ArchiveWriter:
             shutil.rmtree(work, ignore_errors=True)
 
     def _recover_one(self, work: Path, crawl_id: str, uri: str) -> None:
-        lines = []
-        journal = work / "journal.jsonl"
-        if journal.is_file():
-            for raw in journal.read_text("utf-8").splitlines():
-                try:
-                    lines.append(json.loads(raw))
-                except ValueError:
-                    break  # torn last line
+        lines = read_journal(work / "journal.jsonl")
         for seg in sorted((work / "warc").glob("*.warc.gz")):
             key = f"{layout.crawl_prefix(crawl_id)}/warc/{seg.name}"
             sha = layout.sha256_hex(seg.read_bytes())
@@ -463,3 +456,16 @@ class ArchiveWriter:
             plan["archive"] = uri
             self.spool.add(plan, [])
         logger.warning("archive: recovered an interrupted crawl %s into the spool", crawl_id)
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The manifest lines a writer journalled (a torn last line, from a crash, is dropped)."""
+    lines: list[dict[str, Any]] = []
+    if path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            for raw in handle:
+                try:
+                    lines.append(json.loads(raw))
+                except ValueError:
+                    break
+    return lines

@@ -56,6 +56,10 @@ class DedupConfig:
     short_text: int = 200  # GOVCRAWL_DEDUP_SHORT_TEXT: shorter -> title+attachments join fp
     max_candidates: int = 200  # GOVCRAWL_DEDUP_MAX_CANDIDATES: LSH candidates verified per doc
     max_urls: int = 100  # URLs listed in DedupResult.urls
+    #: A new URL joins a document through its 索引号 only if its text is at least this similar
+    #: (MinHash Jaccard): a moved or edited notice does, a template that prints one 索引号 on
+    #: every page does not.
+    identity_similarity: float = 0.5
 
     @classmethod
     def from_settings(cls, settings: Any) -> DedupConfig:
@@ -151,6 +155,12 @@ class Deduplicator:
         doc_id = urec.doc_id if urec else (st.get_identity(ikey) if ikey else None)
         doc_id = doc_id or make_doc_id(curl, ikey)
         doc = st.get_doc(doc_id)
+        if urec is None and doc is not None and doc.fingerprint != fp \
+                and not self._same_document(norm, doc):
+            # Another text under a known 索引号 at a new URL: not a move but a different document
+            # (templates that repeat one 索引号): identify it by its URL.
+            ikey, doc_id = None, make_doc_id(curl, None)
+            doc = st.get_doc(doc_id)
 
         canonical: str | None = None
         similarity: float | None = None
@@ -189,6 +199,15 @@ class Deduplicator:
         return DedupResult(outcome=outcome, doc_id=doc_id, version=version, text_hash=th,
                            canonical_id=canonical, similarity=similarity,
                            urls=st.urls_with_text(fp, cfg.max_urls))
+
+    def _same_document(self, norm: str, doc: Any) -> bool:
+        if doc.signature is None:
+            return False
+        sig = signature(norm, self.config.num_perm, self.config.shingle)
+        if sig is None:
+            return False
+        score = float(sig.jaccard(signature_from_bytes(doc.signature)))
+        return score >= self.config.identity_similarity
 
     def _nearest(self, sig: Any, doc_id: str) -> tuple[str, float] | None:
         """The most similar indexed document at or above the threshold (canonical ones first)."""
