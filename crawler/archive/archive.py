@@ -168,18 +168,23 @@ class Archive:
             logger.warning("archive unavailable (%s); crawl report spooled", exc)
         return key
 
-    def append_manifest(self, crawl_id: str, lines: list[dict[str, Any]]) -> PutResult | None:
-        """Add lines to ``crawls/<crawl_id>/manifest.jsonl`` (lines already there are skipped)."""
+    def append_manifest(self, crawl_id: str, lines: bytes) -> PutResult | None:
+        """Add JSON lines to ``crawls/<crawl_id>/manifest.jsonl`` (lines already there are
+        skipped, so a retried upload adds nothing twice)."""
         key = layout.manifest_key(crawl_id)
         try:
-            old = self.get(key).decode("utf-8")
+            old = self.get(key)
         except KeyError:
-            old = ""
-        have = set(old.splitlines())
-        new = [s for s in (dumps_line(x) for x in lines) if s not in have]
-        if not new and old:
-            return None
-        body = (old + "".join(s + "\n" for s in new)).encode("utf-8")
+            old = b""
+        if old:
+            have = set(old.splitlines())
+            new = b"".join(line + b"\n" for line in lines.splitlines()
+                           if line.strip() and line not in have)
+            if not new:
+                return None
+            body = old + (b"" if old.endswith(b"\n") else b"\n") + new
+        else:
+            body = lines
         return self.put(key, body, "application/x-ndjson", mode=MUTABLE)
 
     def crawls(self) -> list[str]:

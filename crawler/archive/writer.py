@@ -121,12 +121,9 @@ class ArchiveWriter:
             self.flush()
         with self._state_lock:
             self._journal.flush()
-            lines = read_journal(self.work / "journal.jsonl")
-        by_crawl: dict[str, list[dict[str, Any]]] = {}
-        for line in lines:
-            by_crawl.setdefault(line.get("crawl_id") or self.crawl_id, []).append(line)
-        for crawl_id, group in by_crawl.items():
-            self._submit(self._manifest_plan(crawl_id, group), [])
+            manifests = split_journal(self.work / "journal.jsonl", self.crawl_id, self.work)
+        for crawl_id, path in manifests.items():
+            self._submit(self._manifest_plan(crawl_id), [path])
         self.closed = True
         self._journal.close()
         self.warc.close()
@@ -269,9 +266,10 @@ class ArchiveWriter:
                          "content_type": "application/warc", "mode": IMMUTABLE}]}
         return plan, [path]
 
-    def _manifest_plan(self, crawl_id: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"archive": self.archive.uri, "crawl_id": crawl_id, "entry": None, "nblobs": 0,
-                "ops": [{"op": "manifest", "crawl_id": crawl_id, "lines": lines}]}
+    def _manifest_plan(self, crawl_id: str) -> dict[str, Any]:
+        """Append blob 0 (JSON lines) to the crawl's manifest."""
+        return {"archive": self.archive.uri, "crawl_id": crawl_id, "entry": None, "nblobs": 1,
+                "ops": [{"op": "manifest", "crawl_id": crawl_id, "blob": 0}]}
 
     # -- execution -------------------------------------------------------------------------
     def _execute(self, plan: dict[str, Any], blobs: list[Blob]) -> list[PutResult]:
@@ -286,7 +284,7 @@ class ArchiveWriter:
                 version, written = self._put_doc(op, _load(blobs[op["text"]]))
                 results.extend(written)
             elif kind == "manifest":
-                done = self.archive.append_manifest(op["crawl_id"], op["lines"])
+                done = self.archive.append_manifest(op["crawl_id"], _load(blobs[op["blob"]]))
                 results.extend([done] if done else [])
             elif kind == "report":
                 self.archive.write_crawl_report(op["crawl_id"], op["report"])
@@ -442,7 +440,6 @@ class ArchiveWriter:
             shutil.rmtree(work, ignore_errors=True)
 
     def _recover_one(self, work: Path, crawl_id: str, uri: str) -> None:
-        lines = read_journal(work / "journal.jsonl")
         for seg in sorted((work / "warc").glob("*.warc.gz")):
             key = f"{layout.crawl_prefix(crawl_id)}/warc/{seg.name}"
             sha = layout.sha256_hex(seg.read_bytes())
@@ -451,21 +448,32 @@ class ArchiveWriter:
                     "ops": [{"op": "put", "key": key, "blob": 0, "sha256": sha,
                              "content_type": "application/warc", "mode": IMMUTABLE}]}
             self.spool.add(plan, [seg])
-        if lines:
-            plan = self._manifest_plan(crawl_id, lines)
+        for part_crawl, path in split_journal(work / "journal.jsonl", crawl_id, work).items():
+            plan = self._manifest_plan(part_crawl)
             plan["archive"] = uri
-            self.spool.add(plan, [])
+            self.spool.add(plan, [path])
         logger.warning("archive: recovered an interrupted crawl %s into the spool", crawl_id)
 
 
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    """The manifest lines a writer journalled (a torn last line, from a crash, is dropped)."""
-    lines: list[dict[str, Any]] = []
-    if path.is_file():
-        with open(path, encoding="utf-8") as handle:
-            for raw in handle:
+def split_journal(journal: Path, default_crawl: str, into: Path) -> dict[str, Path]:
+    """Stream a writer's journal into one JSON-lines file per crawl id, in ``into``; a torn last
+    line (a crash mid-write) is dropped. Lines are copied as written, never held in memory."""
+    out: dict[str, Path] = {}
+    handles: dict[str, Any] = {}
+    if not journal.is_file():
+        return out
+    try:
+        with open(journal, "rb") as source:
+            for raw in source:
                 try:
-                    lines.append(json.loads(raw))
+                    crawl = json.loads(raw).get("crawl_id") or default_crawl
                 except ValueError:
                     break
-    return lines
+                if crawl not in handles:
+                    out[crawl] = into / f"manifest-{layout.sha256_hex(crawl.encode())[:16]}.jsonl"
+                    handles[crawl] = open(out[crawl], "wb")  # noqa: SIM115 - closed below
+                handles[crawl].write(raw if raw.endswith(b"\n") else raw + b"\n")
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return out

@@ -21,7 +21,8 @@ from functools import lru_cache
 from typing import Any
 
 from scrapy.utils.misc import load_object
-from w3lib.url import canonicalize_url
+
+from crawler.listing import canonicalize
 
 #: Built-in backends by URI scheme; extend with the setting ``GOVCRAWL_DEDUP_STATE_BACKENDS``.
 STATE_BACKENDS = {"sqlite": "crawler.dedup.sqlite.SQLiteDedupState"}
@@ -29,9 +30,10 @@ STATE_BACKENDS = {"sqlite": "crawler.dedup.sqlite.SQLiteDedupState"}
 
 @lru_cache(maxsize=4096)
 def canonical_url(url: str) -> str:
-    """The form URLs are stored and looked up in (w3lib canonical form, no fragment)."""
+    """The form URLs are stored and looked up in: the crawl's own canonical form
+    (:func:`crawler.listing.canonicalize`), so state and spiders agree on what a URL is."""
     try:
-        return canonicalize_url(url)
+        return canonicalize(url)
     except ValueError:
         return url
 
