@@ -44,6 +44,9 @@ def build_report(spider: str, stats: dict[str, Any], crawl_id: str | None = None
         "pages_fetched": int(stats.get("downloader/response_count", 0)),
         "documents": {o: int(stats.get(f"govcrawl/dedup/{o}", 0)) for o in OUTCOMES},
         "attachments": int(stats.get("govcrawl/archive/attachments", 0)),
+        # known articles not fetched again, and those the server said were not modified (304)
+        "known_skipped": int(stats.get("govcrawl/incremental/skipped", 0)),
+        "not_modified": int(stats.get("govcrawl/incremental/not_modified", 0)),
         "not_documents": int(
             sum(v for k, v in stats.items() if k.startswith("govcrawl/not_document/"))
         ),
