@@ -32,6 +32,8 @@ AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_MAX_DELAY = 30.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
+#: Longest robots.txt Crawl-delay honoured (seconds); see crawler.politeness.
+GOVCRAWL_MAX_CRAWL_DELAY = 30.0
 DOWNLOAD_TIMEOUT = 30
 # Scrapy starts this many asyncio tasks for every callback's output; ours yield one item or one
 # page of links, and 100 (the default) cost more than the work they share.
@@ -45,6 +47,9 @@ CLOSESPIDER_PAGECOUNT = 0
 DOWNLOAD_HANDLERS = {
     "http": "crawler.cassette.CassetteDownloadHandler",
     "https": "crawler.cassette.CassetteDownloadHandler",
+}
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.politeness.CrawlDelayMiddleware": 110,
 }
 EXTENSIONS = {
     "crawler.extensions.Progress": 500,

@@ -26,7 +26,8 @@ class Site(http.server.BaseHTTPRequestHandler):
         inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
         Site.seen.append((self.path, inm, ims))
         if self.path == "/robots.txt":
-            return self._send(200, b"User-agent: *\nAllow: /\n", "text/plain")
+            robots = getattr(Site, "robots", b"User-agent: *\nAllow: /\n")
+            return self._send(200, robots, "text/plain")
         if self.path == "/zwgk/index.html":
             links = "".join(f'<li><a href="{p}">文件</a></li>' for p in (A, B))
             page = f"<html><body><ul class='list'>{links}</ul></body></html>"
@@ -101,3 +102,38 @@ def test_revisit_sends_conditional_gets_and_keeps_versions(site, tmp_path: Path)
         "report.json")), key=lambda r: r["started"])
     assert reports[1]["not_modified"] == 1
     assert reports[1]["documents"]["changed"] == 1 and reports[1]["documents"]["new"] == 0
+
+
+def test_robots_crawl_delay_is_honoured_even_with_autothrottle(site, tmp_path: Path):
+    """robots.txt ``Crawl-delay: 1``: requests to the host are at least ~1 s apart, although
+    AutoThrottle (start delay 0.05 s) would go faster."""
+    import time
+
+    Site.robots = b"User-agent: *\nCrawl-delay: 1\nAllow: /\n"
+    stamps: list[tuple[str, float]] = []
+    original = Site.do_GET
+
+    def timed(handler):
+        stamps.append((handler.path, time.monotonic()))
+        original(handler)
+
+    Site.do_GET = timed
+    try:
+        profile = {"name": "local", "title": "本地测试站",
+                   "start_urls": [f"{site}/zwgk/index.html"], "allowed_domains": ["127.0.0.1"],
+                   "article_patterns": [r"/zwgk/\d{6}/t\d{8}_\d+\.html$"]}
+        (tmp_path / "local.yaml").write_text(json.dumps(profile, ensure_ascii=False), "utf-8")
+        proc = run_govcrawl("crawl", "local", "--archive", str(tmp_path / "archive"),
+                            "--state-dir", str(tmp_path / "state"),
+                            "-s", "AUTOTHROTTLE_START_DELAY=0.05",
+                            "-s", "RANDOMIZE_DOWNLOAD_DELAY=False",
+                            env={"GOVCRAWL_PROFILES": str(tmp_path)}, cwd=tmp_path)
+    finally:
+        Site.do_GET = original
+        del Site.robots
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Crawl-delay 1.0 s: honoured" in proc.stderr
+    pages = [t for path, t in stamps if path != "/robots.txt"]
+    assert len(pages) == 3
+    gaps = [b - a for a, b in zip(pages, pages[1:], strict=False)]
+    assert min(gaps) >= 0.9, gaps
