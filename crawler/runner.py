@@ -16,7 +16,10 @@ def project_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """govcrawl's Scrapy settings (``crawler.settings``) with ``overrides`` on top."""
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
     settings = get_project_settings()
-    settings.setdict(overrides or {}, priority="cmdline")
+    overrides = dict(overrides or {})
+    if "GOVCRAWL_CONTACT_URL" in overrides and "USER_AGENT" not in overrides:
+        overrides["USER_AGENT"] = f"govcrawl/0.1 (+{overrides['GOVCRAWL_CONTACT_URL']})"
+    settings.setdict(overrides, priority="cmdline")
     return settings
 
 

@@ -159,3 +159,12 @@ def test_fetch_with_archive_stores_the_document(govcrawl, tmp_path):
     second = govcrawl(*args, cwd=tmp_path)
     assert json.loads(second.stdout)["dedup"]["outcome"] == "unchanged"
     assert len(list((tmp_path / "archive" / "docs").rglob("meta.json"))) == 1
+
+
+def test_contact_url_setting_names_the_operator_in_the_user_agent():
+    from crawler.runner import project_settings
+
+    default = project_settings()["USER_AGENT"]
+    assert default.startswith("govcrawl/") and "(+http" in default
+    custom = project_settings({"GOVCRAWL_CONTACT_URL": "https://example.org/crawler"})
+    assert custom["USER_AGENT"].endswith("(+https://example.org/crawler)")
