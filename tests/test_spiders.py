@@ -17,7 +17,8 @@ from conftest import CASSETTES, REPO
 from crawler.profiles import ProfileError, load_profiles, parse_profile
 
 PROFILES = load_profiles()
-#: Until the archive pipeline is in, crawls stop after dedup (which records the URL state).
+#: These crawls stop after dedup (which records the URL state); tests/test_crawl.py runs the
+#: same crawls through the archive and checks what it stores.
 PIPELINES = json.dumps({"pipelines.extract.ExtractionPipeline": 100,
                         "pipelines.dedup.DedupPipeline": 300})
 
