@@ -5,13 +5,12 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import threading
 from pathlib import Path
 
 import pytest
 
 from crawler.cli import main
-from tests.conftest import CASSETTES, CORPUS, load_jsonl
+from tests.conftest import CASSETTES, CORPUS, load_jsonl, local_server
 
 PAGES = sorted((CORPUS / "pages").glob("*.html"))
 MANIFEST = {m["id"]: m for m in load_jsonl(CORPUS / "manifest.jsonl")}
@@ -79,12 +78,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_server(_Handler) as base:
+        yield base
 
 
 def _one_line_error(proc) -> str:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from email.utils import formatdate
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS, run_govcrawl
+from tests.conftest import CORPUS, local_server, run_govcrawl
 
 A = "/zwgk/202305/t20230524_2093342.html"  # serves an ETag and honours If-None-Match
 B = "/zwgk/202303/t20230314_2245991.html"  # serves Last-Modified; its text changes between crawls
@@ -64,13 +63,9 @@ class Site(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
     Site.seen, Site.edition = [], 1
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_server(Site) as base:
+        yield base
 
 
 def test_revisit_sends_conditional_gets_and_keeps_versions(site, tmp_path: Path):
