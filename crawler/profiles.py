@@ -95,13 +95,15 @@ def _host_allowed(host: str, domains: tuple[str, ...]) -> bool:
     return any(host == d or host.endswith("." + d) for d in domains)
 
 
-def validate_cron(expr: str) -> None:
-    """Raise ValueError unless ``expr`` is a 5-field crontab expression APScheduler accepts."""
+def cron_trigger(expr: str) -> Any:
+    """The APScheduler trigger of a 5-field crontab expression, in UTC; ValueError if invalid."""
+    from datetime import UTC
+
     from apscheduler.triggers.cron import CronTrigger
 
     if len(expr.split()) != 5:
         raise ValueError(f"expected 5 crontab fields (minute hour day month weekday), got {expr!r}")
-    CronTrigger.from_crontab(expr)
+    return CronTrigger.from_crontab(expr, timezone=UTC)
 
 
 def parse_profile(data: Any, source: str = "<profile>") -> Profile:
@@ -176,7 +178,7 @@ def parse_profile(data: Any, source: str = "<profile>") -> Profile:
 
     schedule = data.get("schedule") or Profile.schedule
     try:
-        validate_cron(schedule)
+        cron_trigger(schedule)
     except ValueError as exc:
         raise fail(f"schedule {schedule!r} is not a valid cron expression: {exc}") from None
 

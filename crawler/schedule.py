@@ -25,6 +25,8 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from crawler.profiles import cron_trigger
+
 logger = logging.getLogger("govcrawl.schedule")
 
 
@@ -34,7 +36,7 @@ class ScheduleError(Exception):
 
 def parse_cron(expression: str, site: str) -> CronTrigger:
     try:
-        return CronTrigger.from_crontab(expression, timezone=UTC)
+        return cron_trigger(expression)
     except (ValueError, TypeError) as exc:
         raise ScheduleError(f"site {site!r}: bad cron expression {expression!r}: {exc}") from None
 
