@@ -157,6 +157,7 @@ def available_spiders(settings: Any) -> list[str]:
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
+    from crawler.profiles import read_profiles
     from crawler.report import build_report, format_table
     from crawler.runner import project_settings, run_spiders
 
@@ -168,9 +169,15 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         overrides.setdefault("AUTOTHROTTLE_ENABLED", False)  # replayed responses are instant
     settings = project_settings(overrides)
     known = available_spiders(settings)
+    broken = read_profiles().invalid
     if args.all:
         sites = known
+        for error in broken.values():  # --all uses every profile: say which were left out
+            print(f"govcrawl: skipped invalid profile {error}", file=sys.stderr)
     else:
+        for site in args.sites:
+            if site in broken:
+                raise broken[site]
         unknown = [s for s in args.sites if s not in known]
         if unknown:
             raise UsageError(f"unknown site {unknown[0]!r} (known: {', '.join(known)})")
@@ -192,30 +199,41 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def cmd_sites(args: argparse.Namespace) -> int:
-    from crawler.profiles import load_profiles
+    from crawler.profiles import read_profiles
 
-    profiles = load_profiles()
+    profile_set = read_profiles()
+    profiles, broken = profile_set.valid, profile_set.invalid
     if args.json:
-        data = {name: profile.to_dict() for name, profile in profiles.items()}
+        data: dict[str, Any] = {name: profile.to_dict() for name, profile in profiles.items()}
+        data.update({name: {"invalid": str(error)} for name, error in broken.items()})
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return EXIT_OK
-    for name, profile in sorted(profiles.items()):
-        start = profile.start_urls[0] if profile.start_urls else ""
-        print(f"{name:<12} {profile.schedule or '-':<14} {profile.title}  {start}")
-    return EXIT_OK
+    rows = [(name, f"{p.schedule or '-':<14} {p.title}  {p.start_urls[0] if p.start_urls else ''}")
+            for name, p in profiles.items()]
+    rows += [(name, f"{'INVALID':<14} {error}") for name, error in broken.items()]
+    for name, line in sorted(rows):
+        print(f"{name:<12} {line}")
+    for error in broken.values():
+        print(f"govcrawl: invalid profile {error}", file=sys.stderr)
+    return EXIT_USAGE if broken else EXIT_OK
 
 
 # --- schedule ---------------------------------------------------------------------------------
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from crawler.profiles import load_profiles
+    from crawler.profiles import read_profiles
     from crawler.schedule import Scheduler, setup_logging
 
-    profiles = load_profiles()
-    schedules = {name: p.schedule for name, p in profiles.items() if p.schedule}
+    profile_set = read_profiles()
+    schedules = {name: p.schedule for name, p in profile_set.valid.items() if p.schedule}
+    broken = list(profile_set.invalid.values())
     if not schedules:
+        if broken:
+            raise broken[0]
         raise UsageError("no site profile has a schedule")
+    for error in broken:
+        print(f"govcrawl: not scheduled, invalid profile {error}", file=sys.stderr)
     state_dir = Path(args.state_dir or ".govcrawl")
     forwarded: list[str] = []
     if args.archive:

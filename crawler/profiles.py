@@ -219,7 +219,7 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: invalid YAML: {exc}") from None
+        raise ProfileError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
     profile = parse_profile(data, str(path))
     if profile.name != path.stem:
         raise ProfileError(f"{path}: name {profile.name!r} must match the file name {path.stem!r}")
@@ -238,13 +238,52 @@ def profile_paths(path: str | os.PathLike[str] | None = None) -> list[Path]:
     return sorted(p for p in path.glob("*.y*ml") if not p.name.startswith(("_", ".")))
 
 
-def load_profiles(path: str | os.PathLike[str] | None = None) -> dict[str, Profile]:
-    """All profiles by name, validated. ``path``: a profile file or a directory of them."""
-    profiles: dict[str, Profile] = {}
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: what is wrong and where (line, column), not the parser's dump."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+@dataclass(frozen=True)
+class ProfileSet:
+    """Every profile file read: the valid profiles by name, and the broken ones by file stem."""
+
+    valid: dict[str, Profile]
+    invalid: dict[str, ProfileError]
+
+    def get(self, name: str) -> Profile:
+        """The profile ``name``; its own :class:`ProfileError` if that file is broken."""
+        if name in self.invalid:
+            raise self.invalid[name]
+        return self.valid[name]
+
+
+def read_profiles(path: str | os.PathLike[str] | None = None) -> ProfileSet:
+    """Read every profile, keeping a broken file's error instead of failing the whole set.
+
+    A broken profile is reported only where it is used (``crawl NAME``, ``sites``), so one bad file
+    beside good ones does not stop the good ones.
+    """
+    valid: dict[str, Profile] = {}
+    invalid: dict[str, ProfileError] = {}
     for p in profile_paths(path):
-        profile = load_profile(p)
-        if profile.name in profiles:
-            raise ProfileError(f"{p}: profile name {profile.name!r} already used by "
-                               f"{profiles[profile.name].path}")
-        profiles[profile.name] = profile
-    return profiles
+        try:
+            profile = load_profile(p)
+            if profile.name in valid:
+                raise ProfileError(f"{p}: profile name {profile.name!r} already used by "
+                                   f"{valid[profile.name].path}")
+        except ProfileError as exc:
+            invalid[p.stem] = exc
+            continue
+        valid[profile.name] = profile
+    return ProfileSet(valid, invalid)
+
+
+def load_profiles(path: str | os.PathLike[str] | None = None) -> dict[str, Profile]:
+    """All profiles by name, validated; the first broken file raises its :class:`ProfileError`."""
+    profiles = read_profiles(path)
+    for error in profiles.invalid.values():
+        raise error
+    return profiles.valid

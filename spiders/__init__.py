@@ -8,7 +8,7 @@ writing a profile file: no code.
 
 from __future__ import annotations
 
-from crawler.profiles import Profile, load_profiles
+from crawler.profiles import Profile, read_profiles
 from spiders.portal import PortalSpider
 
 
@@ -24,7 +24,8 @@ def spider_class(profile: Profile) -> type[PortalSpider]:
 
 
 def _register() -> dict[str, type[PortalSpider]]:
-    classes = {name: spider_class(profile) for name, profile in load_profiles().items()}
+    # A broken profile file gets no spider; ``govcrawl sites`` / ``crawl NAME`` report it.
+    classes = {name: spider_class(profile) for name, profile in read_profiles().valid.items()}
     globals().update({cls.__name__: cls for cls in classes.values()})
     return classes
 
