@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from scrapy import signals
 from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
@@ -203,8 +204,53 @@ def write_cassette(path: str | os.PathLike[str], interactions: Iterable[Interact
     )
 
 
+class CassetteError(ValueError):
+    """A cassette file that is not a usable vcrpy cassette (bad YAML, wrong structure)."""
+
+
+def _problem(exc: Exception) -> str:
+    """What is wrong with a cassette, in words (not a bare key name or a constructor's error)."""
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        return " ".join(f"invalid YAML{where}: {what}".split())
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} key (not a vcrpy cassette)"
+    if isinstance(exc, TypeError | AttributeError):
+        return "its interactions are not request/response mappings (not a vcrpy cassette)"
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _check_interactions(cassette: Cassette) -> None:
+    """Every recorded response has what replay needs: a status code, headers and a body."""
+    for number, (_request, response) in enumerate(cassette.data, 1):
+        if not (isinstance(response, dict) and isinstance(response.get("status"), dict)
+                and isinstance(response["status"].get("code"), int)
+                and isinstance(response.get("headers", {}), dict) and "body" in response):
+            raise CassetteError(f"interaction {number}: the response needs status.code, "
+                                "headers and body (not a vcrpy cassette)")
+
+
 def load_cassette(path: str | os.PathLike[str], record_mode: str = "none") -> Cassette:
-    """Open a cassette the way the download handler does (vcrpy ``Cassette``, repeats allowed)."""
+    """Open a cassette the way the download handler does (vcrpy ``Cassette``, repeats allowed).
+
+    A file that is not a usable cassette raises :class:`CassetteError` naming the file.
+    """
+    record_mode = validate_record_mode(record_mode)
+    try:
+        cassette = _load_cassette(path, record_mode)
+        _check_interactions(cassette)
+    except CassetteError as exc:
+        raise CassetteError(f"cassette {os.fspath(path)}: {exc}") from None
+    except UnicodeDecodeError:
+        raise CassetteError(f"cassette {os.fspath(path)}: not UTF-8 text") from None
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise CassetteError(f"cassette {os.fspath(path)}: {_problem(exc)}") from None
+    return cassette
+
+
+def _load_cassette(path: str | os.PathLike[str], record_mode: str) -> Cassette:
     return Cassette.load(
         path=str(path),
         record_mode=validate_record_mode(record_mode),

@@ -119,6 +119,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         replay_only = overrides.get("GOVCRAWL_RECORD_MODE", "none") == "none"
         if replay_only and not Path(args.cassette).exists():
             raise UsageError(f"cassette not found: {args.cassette}")
+        check_cassettes([Path(args.cassette)])
     # One page: no progress line; a crawl report only when something is archived.
     overrides["EXTENSIONS"] = {"crawler.extensions.Progress": None}
     if not args.archive:  # nothing to keep: extraction only
@@ -148,6 +149,15 @@ class FetchFailed(Exception):
 
 
 # --- crawl ------------------------------------------------------------------------------------
+
+
+def check_cassettes(paths: list[Path]) -> None:
+    """Refuse, before crawling, a cassette file that is not a usable vcrpy cassette (exit 2)."""
+    from crawler.cassette import load_cassette
+
+    for path in paths:
+        if path.is_file():
+            load_cassette(path)  # CassetteError names the file and the problem
 
 
 def available_spiders(settings: Any) -> list[str]:
@@ -184,6 +194,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         sites = args.sites
     if not sites:
         raise UsageError("name at least one site, or --all (see: govcrawl sites)")
+    if args.cassettes:
+        check_cassettes([Path(args.cassettes) / f"{site}.yaml" for site in sites])
     check_archive(settings)
     results = run_spiders([(site, {}) for site in sites], settings)
     reports = [build_report(r.spider, r.stats, r.stats.get("govcrawl/crawl_id")) for r in results]
@@ -314,10 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean bad input or configuration (exit code 2)."""
+    from crawler.cassette import CassetteError
     from crawler.profiles import ProfileError
     from crawler.schedule import ScheduleError
 
-    return (UsageError, ProfileError, ScheduleError)
+    return (UsageError, ProfileError, ScheduleError, CassetteError)
 
 
 def main(argv: list[str] | None = None) -> int:
