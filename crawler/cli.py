@@ -93,7 +93,8 @@ def validate_archive_uri(uri: str) -> str:
 def check_archive(settings: Any) -> None:
     """Refuse to start when the archive is misconfigured (no such bucket, refused credentials).
 
-    A store that is merely unreachable is fine: the crawl spools and uploads later.
+    A remote store that is merely unreachable is fine: the crawl spools and uploads later. A local
+    archive path that is not a writable directory is a mistake to fix now, not an outage.
     """
     from crawler.archive import ArchiveConfigError, StoreError, open_archive
 
@@ -101,12 +102,13 @@ def check_archive(settings: Any) -> None:
         archive = open_archive(settings=settings)
         try:
             archive.ping()
+        except StoreError as exc:
+            if archive.store.scheme == "file":
+                raise UsageError(str(exc)) from None
         finally:
             archive.close()
     except ArchiveConfigError as exc:
         raise UsageError(str(exc)) from None
-    except StoreError:
-        pass
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

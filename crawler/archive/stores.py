@@ -179,10 +179,17 @@ class LocalStore(Store):
         return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def ping(self) -> None:
+        """Create the directory and write to it; :class:`StoreError` if it cannot be written."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"archive {self.root} is not a directory")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".ping.{uuid.uuid4().hex[:12]}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
         except OSError as exc:
-            raise StoreError(f"cannot create archive directory {self.root}: {exc}") from exc
+            raise StoreError(f"archive {self.root} is not a writable directory: "
+                                     f"{exc.strerror or exc}") from exc
 
 
 # --- S3 -------------------------------------------------------------------------------------
