@@ -27,6 +27,7 @@ from crawler import listing
 from crawler.incremental import ColumnLog
 from crawler.items import ARTICLE, ATTACHMENT, PageItem, ResponseRecord
 from crawler.profiles import Profile
+from spiders.fetch import describe_failure
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ class PortalSpider(Spider):
         self.list_pages = 0
         self.columns: ColumnLog | None = None
         self.crawl_id = ""
+        self.started: set[str] = set()  # start URLs requested
+        self.failed_starts: dict[str, str] = {}  # start URL -> why it gave no list page
+        self.error: str | None = None  # set when the site gave nothing at all (exit code 1)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> PortalSpider:
@@ -114,6 +118,10 @@ class PortalSpider(Spider):
         return spider
 
     def closed(self, reason: str) -> None:
+        if self.started and set(self.failed_starts) >= self.started:
+            why = sorted(set(self.failed_starts.values()))
+            self.error = (f"site down: all {len(self.started)} start URL(s) failed "
+                          f"({'; '.join(why)})")
         if self.columns is not None:
             self.columns.save()
         if self.trap_guard.dropped:
@@ -149,7 +157,13 @@ class PortalSpider(Spider):
             request = self._request(url, self.parse_list, "list", govcrawl_column=url,
                                     govcrawl_depth=0)
             if request is not None:
+                self.started.add(request.url)
                 yield request
+
+    def _start_failed(self, request: Request, why: str) -> None:
+        url = (request.meta.get("redirect_urls") or [request.url])[0]  # as first requested
+        if url in self.started:
+            self.failed_starts[url] = why
 
     # --- checks -----------------------------------------------------------------------------
 
@@ -162,10 +176,12 @@ class PortalSpider(Spider):
             stats.inc_value(f"govcrawl/challenge_pages/{vendor}")
             logger.warning("Anti-bot challenge page (%s, HTTP %s) at %s: not archived",
                            vendor, response.status, response.url)
+            self._start_failed(response.request, f"anti-bot challenge ({vendor})")
             return True
         if response.status in CHALLENGE_STATUSES:
             self.crawler.stats.inc_value(f"govcrawl/http_status/{response.status}")
             logger.warning("HTTP %s for %s: skipped", response.status, response.url)
+            self._start_failed(response.request, f"HTTP {response.status}")
             return True
         return False
 
@@ -176,6 +192,7 @@ class PortalSpider(Spider):
         if not failure.check(HttpError):  # HTTP errors are counted by status already
             self.crawler.stats.inc_value(f"govcrawl/errors/{kind}")
         logger.info("Download failed (%s) for %s", kind, request.url)
+        self._start_failed(request, describe_failure(failure))
         pending = meta.get("govcrawl_article")
         if pending is not None and meta.get(ROLE) == "article_page":
             # keep the pages we have rather than lose the whole article
