@@ -7,6 +7,7 @@ configuration. Errors are one line on stderr, never a traceback (``GOVCRAWL_DEBU
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -102,13 +103,35 @@ def check_archive(settings: Any) -> None:
         archive = open_archive(settings=settings)
         try:
             archive.ping()
+            reachable = True
         except StoreError as exc:
             if archive.store.scheme == "file":
                 raise UsageError(str(exc)) from None
+            reachable = False
+        try:
+            check_state(settings, archive, reachable)
         finally:
             archive.close()
     except ArchiveConfigError as exc:
         raise UsageError(str(exc)) from None
+
+
+def check_state(settings: Any, archive: Any, reachable: bool) -> None:
+    """Refuse a dedup state that belongs to another archive, or an empty one beside documents."""
+    from crawler.archive import StoreError
+    from crawler.dedup import bind_to_archive, open_state
+
+    has_documents = False
+    if reachable:
+        with contextlib.suppress(StoreError):
+            has_documents = any(next(iter(archive.store.list(prefix)), None) is not None
+                                for prefix in ("docs/", "aliases/"))
+    state = open_state(settings)
+    try:
+        state_dir = str(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl")
+        bind_to_archive(state, archive.store.uri, has_documents, state_dir)
+    finally:
+        state.close()
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -329,10 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean bad input or configuration (exit code 2)."""
     from crawler.cassette import CassetteError
+    from crawler.dedup import DedupStateError
     from crawler.profiles import ProfileError
     from crawler.schedule import ScheduleError
 
-    return (UsageError, ProfileError, ScheduleError, CassetteError)
+    return (UsageError, ProfileError, ScheduleError, CassetteError, DedupStateError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,73 @@ def cmd_flush(args: argparse.Namespace) -> int:
     return EXIT_OK if not left else EXIT_FAILED
 
 
+def archived_records(archive: Archive) -> Any:
+    """The dedup records of an archive, from its documents' ``meta.json`` + text and its aliases.
+
+    What :func:`crawler.dedup.rebuild_state` takes; yields documents first, then aliases.
+    """
+    texts: dict[str, str] = {}  # doc_id -> text of its highest version, for aliases
+    best: dict[str, int] = {}
+    for key in archive.store.list("docs/"):
+        if not key.endswith("/meta.json"):
+            continue
+        meta = archive.get_json(key)
+        text_key = (meta.get("keys") or {}).get("text") or key[: -len("meta.json")] + "text"
+        text = archive.get(text_key).decode("utf-8")
+        doc_id, version = meta["doc_id"], int(meta["version"])
+        if version >= best.get(doc_id, 0):
+            best[doc_id], texts[doc_id] = version, text
+        dedup = meta.get("dedup") or {}
+        http = meta.get("http") or {}
+        headers = http.get("headers") or {}
+        yield {"doc_id": doc_id, "version": version, "url": meta["url"], "site": meta.get("site"),
+               "index_no": meta.get("index_no"), "text": text, "title": meta.get("title"),
+               "attachments": meta.get("attachments") or [], "seen_at": meta.get("fetched_at"),
+               "etag": headers.get("etag"), "last_modified": headers.get("last-modified"),
+               "canonical_id": meta.get("canonical_id"), "similarity": dedup.get("similarity")}
+    for key in archive.store.list("aliases/"):
+        if not key.endswith(".json"):
+            continue
+        alias = archive.get_json(key)
+        canonical = alias.get("canonical_id")
+        if canonical in texts:
+            yield {"doc_id": alias.get("doc_id") or canonical, "version": 1, "url": alias["url"],
+                   "site": alias.get("site"), "outcome": "duplicate", "canonical_id": canonical,
+                   "text": texts[canonical], "index_no": alias.get("index_no")}
+
+
+def cmd_rebuild_state(args: argparse.Namespace) -> int:
+    """Refill the dedup state of ``--state-dir`` from the archive (after a loss or corruption)."""
+    from crawler.dedup import DedupConfig, open_state, rebuild_state
+    from crawler.dedup.state import ARCHIVE_KEY, state_uri
+
+    settings = _settings(args)
+    archive = open_archive(settings=settings)
+    path = state_uri(settings).removeprefix("sqlite:///")
+    if state_uri(settings).startswith("sqlite:///") and os.path.exists(path):
+        aside = f"{path}.broken-{os.getpid()}"
+        try:
+            from crawler.dedup.sqlite import SQLiteDedupState
+
+            SQLiteDedupState(path).close()  # readable: rebuilt in place
+        except ValueError:
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    os.replace(path + suffix, aside + suffix)
+            print(f"moved the unreadable state aside to {aside}", file=sys.stderr)
+    state = open_state(settings)
+    try:
+        config = DedupConfig.from_settings(settings)
+        counts = rebuild_state(state, archived_records(archive), config)
+        state.set_meta(ARCHIVE_KEY, archive.store.uri)
+        state.commit()
+    finally:
+        state.close()
+    print(f"rebuilt the dedup state from {archive.uri}: {counts['docs']} documents, "
+          f"{counts['records']} records ({counts['skipped']} skipped)")
+    return EXIT_OK
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``archive`` and its actions to ``subparsers`` (an argparse sub-parsers object)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -171,6 +238,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     p = actions.add_parser("flush", parents=[common], help="upload the local spool")
     p.set_defaults(func=_guard(cmd_flush))
+
+    p = actions.add_parser("rebuild-state", parents=[common],
+                           help="rebuild the dedup state of --state-dir from the archive")
+    p.set_defaults(func=_guard(cmd_rebuild_state))
     return parser
 
 

@@ -23,16 +23,19 @@ from crawler.dedup.normalise import normalise_text, text_hash
 from crawler.dedup.state import (
     DedupRecordError,
     DedupState,
+    DedupStateError,
     DocRecord,
     UrlRecord,
     VersionRecord,
+    bind_to_archive,
     canonical_url,
     open_state,
     state_uri,
 )
 
 __all__ = [
-    "DedupConfig", "DedupConfigError", "DedupRecordError", "DedupState", "Deduplicator",
+    "DedupConfig", "DedupConfigError", "DedupRecordError", "DedupState", "DedupStateError",
+    "Deduplicator", "bind_to_archive",
     "DocRecord", "UrlRecord", "VersionRecord", "canonical_url", "fingerprint", "identity_key",
     "make_doc_id", "normalise_text", "open_state", "rebuild_state", "state_uri", "text_hash",
 ]

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crawler.dedup.state import DedupRecordError, DedupState, DocRecord, UrlRecord, VersionRecord
+from crawler.dedup.state import (
+    DedupRecordError,
+    DedupState,
+    DedupStateError,
+    DocRecord,
+    UrlRecord,
+    VersionRecord,
+)
 
 T = TypeVar("T")
 
@@ -89,11 +96,18 @@ class SQLiteDedupState(DedupState):
         self.uri = self.cache_key(f"sqlite:///{self.path}")
         self._lock = threading.RLock()
         self.conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute(f"PRAGMA cache_size=-{int(cache_kb)}")
-        self.conn.executescript(SCHEMA)
-        self.conn.commit()
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA cache_size=-{int(cache_kb)}")
+            self.conn.executescript(SCHEMA)
+            self.conn.commit()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise DedupStateError(
+                f"dedup state {self.path} is not a usable SQLite database ({exc}); move it aside "
+                "and rebuild it from the archive: govcrawl archive rebuild-state --archive URI "
+                f"--state-dir {self.path.parent}") from None
 
     @classmethod
     def cache_key(cls, uri: str) -> str:

@@ -38,6 +38,38 @@ def canonical_url(url: str) -> str:
         return url
 
 
+class DedupStateError(ValueError):
+    """The state cannot be used as it is: unreadable, or it belongs to another archive."""
+
+
+#: The ``meta`` key recording which archive a state describes.
+ARCHIVE_KEY = "archive_uri"
+
+REBUILD_HINT = "govcrawl archive rebuild-state --archive {archive} --state-dir {state_dir}"
+
+
+def bind_to_archive(state: DedupState, archive_uri: str, archive_has_documents: bool,
+                    state_dir: str) -> None:
+    """Tie ``state`` to the archive it describes; refuse a state that belongs to another one.
+
+    A state knows which documents an archive holds, so that known documents are not fetched
+    again. Used with another archive it would skip everything and store nothing; empty beside an
+    archive that has documents, it would rewrite them as new. Both are refused with what to do.
+    """
+    bound = state.get_meta(ARCHIVE_KEY)
+    hint = REBUILD_HINT.format(archive=archive_uri, state_dir=state_dir)
+    if bound is None:
+        if archive_has_documents and not any(state.counts().values()):
+            raise DedupStateError(f"the dedup state in {state_dir} is empty but archive "
+                                  f"{archive_uri} has documents; rebuild it: {hint}")
+        state.set_meta(ARCHIVE_KEY, archive_uri)
+        state.commit()
+    elif bound != archive_uri:
+        raise DedupStateError(f"the state in {state_dir} belongs to archive {bound}, not "
+                              f"{archive_uri}: give each archive its own --state-dir (or "
+                              f"rebuild this one for it: {hint})")
+
+
 class DedupRecordError(ValueError):
     """A write that contradicts the state (e.g. a version that exists already)."""
 
