@@ -194,7 +194,10 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         raise UsageError("name at least one site, or --all (see: govcrawl sites)")
     check_archive(settings)
     log_path = log_to_file(args, settings, sites[0] if len(sites) == 1 else "crawl")
-    results = run_spiders([(site, {}) for site in sites], settings)
+    live = log_path is not None and sys.stderr.isatty()
+    if live:  # the live display replaces the per-crawler progress line
+        settings.set("GOVCRAWL_PROGRESS_TTY", False, priority="cmdline")
+    results = run_spiders([(site, {}) for site in sites], settings, live=live)
     reports = [build_report(r.spider, r.stats, r.stats.get("govcrawl/crawl_id")) for r in results]
     print(format_table(reports))
     if log_path is not None:

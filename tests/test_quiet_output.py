@@ -55,3 +55,32 @@ def test_404s_are_counted_apart_from_failures():
     cells = dict(zip(header.split(), row.split(), strict=True))
     assert cells["404"] == "3" and cells["errors"] == "3"
     assert "http_404" not in detail
+
+
+def test_live_display_redraws_one_row_per_site_in_place():
+    import io
+
+    from crawler.live import LiveDisplay
+
+    class FakeStats:
+        def __init__(self, stats):
+            self.stats = stats
+
+        def get_stats(self):
+            return self.stats
+
+    class FakeCrawler:
+        def __init__(self, stats):
+            self.stats = FakeStats(stats)
+
+    out = io.StringIO()
+    display = LiveDisplay([("a", FakeCrawler({"downloader/response_count": 5,
+                                              "govcrawl/dedup/new": 2})),
+                           ("b", FakeCrawler({}))], out=out)
+    display.draw()
+    display.draw()
+    text = out.getvalue()
+    assert text.count("\x1b[3F") == 1  # the second draw moves up over header + 2 rows
+    first = text.split("\x1b[3F")[0].splitlines()
+    assert first[0].split() == ["site", "pages", "new", "duplicate", "changed", "errors", "queue"]
+    assert first[1].replace("\x1b[K", "").split() == ["a", "5", "2", "0", "0", "0", "0"]
