@@ -82,6 +82,20 @@ def common_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def log_to_file(args: argparse.Namespace, settings: Any, name: str) -> Path | None:
+    """Send Scrapy's log to ``<state dir>/logs/<name>.log`` unless -v or -s LOG_FILE is given."""
+    explicit = {o.partition("=")[0] for o in args.set or []}
+    if args.verbose or "LOG_FILE" in explicit:
+        return None
+    path = Path(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl") / "logs" / f"{name}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings.set("LOG_FILE", str(path), priority="cmdline")
+    settings.set("LOG_FILE_APPEND", False, priority="cmdline")
+    if "LOG_LEVEL" not in explicit:
+        settings.set("LOG_LEVEL", "INFO", priority="cmdline")
+    return path
+
+
 def validate_archive_uri(uri: str) -> str:
     from crawler.archive import ArchiveConfigError, validate_uri
 
@@ -151,7 +165,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         overrides["ITEM_PIPELINES"] = {"pipelines.extract.ExtractionPipeline": 100}
         overrides["EXTENSIONS"]["crawler.extensions.CrawlReport"] = None
     settings = project_settings(overrides)
-    if args.archive:
+    if args.archive:  # keep a log of what was archived; the terminal gets only the one error line
+        log_to_file(args, settings, "fetch")
         check_archive(settings)
     [result] = run_spiders([("fetch", {"url": url})], settings, keep_items=True)
     if result.error:
@@ -222,9 +237,15 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if args.cassettes:
         check_cassettes([Path(args.cassettes) / f"{site}.yaml" for site in sites])
     check_archive(settings)
-    results = run_spiders([(site, {}) for site in sites], settings)
+    log_path = log_to_file(args, settings, sites[0] if len(sites) == 1 else "crawl")
+    live = log_path is not None and sys.stderr.isatty()
+    if live:  # the live display replaces the per-crawler progress line
+        settings.set("GOVCRAWL_PROGRESS_TTY", False, priority="cmdline")
+    results = run_spiders([(site, {}) for site in sites], settings, live=live)
     reports = [build_report(r.spider, r.stats, r.stats.get("govcrawl/crawl_id")) for r in results]
     print(format_table(reports))
+    if log_path is not None:
+        print(f"log: {log_path}")
     for result in results:
         if result.error:
             print(f"govcrawl: {result.spider}: {result.error}", file=sys.stderr)

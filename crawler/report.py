@@ -30,6 +30,7 @@ def build_report(spider: str, stats: dict[str, Any], crawl_id: str | None = None
         for key, value in stats.items()
         if key.startswith("downloader/response_status_count/")
     }
+    not_found = http_errors.pop("404", 0) + http_errors.pop("410", 0)  # gone pages, not failures
     for status, count in http_errors.items():
         if status.startswith(("4", "5")):
             errors[f"http_{status}"] = errors.get(f"http_{status}", 0) + count
@@ -52,6 +53,7 @@ def build_report(spider: str, stats: dict[str, Any], crawl_id: str | None = None
         ),
         "spam_removed": int(stats.get("govcrawl/spam_removed", 0)),
         "bytes_stored": int(stats.get("govcrawl/archive/bytes", 0)),
+        "not_found": not_found,
         "errors": dict(sorted(errors.items())),
     }
 
@@ -64,6 +66,7 @@ def format_table(reports: list[dict[str, Any]]) -> str:
         *[(o.replace("_", "-"), lambda r, o=o: r["documents"][o]) for o in OUTCOMES],
         ("attach", lambda r: r["attachments"]),
         ("spam", lambda r: r["spam_removed"]),
+        ("404", lambda r: r.get("not_found", 0)),
         ("errors", lambda r: sum(r["errors"].values())),
         ("bytes", lambda r: r["bytes_stored"]),
         ("secs", lambda r: r["duration_s"]),

@@ -57,6 +57,7 @@ def run_spiders(
     spiders: list[tuple[str, dict[str, Any]]],
     settings: Settings,
     keep_items: bool = False,
+    live: bool = False,
 ) -> list[CrawlResult]:
     """Run each ``(spider name, kwargs)`` concurrently in one reactor; block until all end."""
     process = CrawlerProcess(settings)
@@ -69,6 +70,15 @@ def run_spiders(
         deferred = process.crawl(crawler, **kwargs)
         deferred.addErrback(collector.crawl_failed)
         runs.append((crawler, result, collector))
+    display = None
+    if live:  # one row per site on the terminal, redrawn while the reactor runs
+        from twisted.internet import reactor
+
+        from crawler.live import LiveDisplay
+
+        display = LiveDisplay([(r.spider, c) for c, r, _ in runs])
+        reactor.callWhenRunning(display.start)
+        reactor.addSystemEventTrigger("before", "shutdown", display.stop)
     process.start()
     for crawler, result, _collector in runs:
         result.stats = dict(crawler.stats.get_stats() if crawler.stats else {})

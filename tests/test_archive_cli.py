@@ -79,3 +79,16 @@ def test_verify_and_flush(capsys, arch, tmp_path):
     assert code == 1 and "BAD docs/" in out and "1 BAD" in out
     code, out, _ = cli(capsys, arch, "flush")
     assert code == 0 and "flushed 0 spool entries" in out and "0 left" in out
+
+
+def test_ls_shows_published_and_fetched_dates_apart(capsys, arch):
+    code, out, _ = cli(capsys, arch, "ls")
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert code == 0 and rows
+    for row in rows:
+        published, fetched = row[2], row[3]
+        assert published == "-" or len(published) == 10
+        assert len(fetched) == 10 and fetched[4] == "-"
+    code, out, _ = cli(capsys, arch, "ls", "--json")
+    entries = [json.loads(x) for x in out.splitlines()]
+    assert all("fetched_at" in e and "published" in e for e in entries)

@@ -71,9 +71,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(entry, ensure_ascii=False))
         else:
+            # published and fetched in their own columns: a missing published date shows as "-"
             title = (entry.get("title") or "").replace("\t", " ")
-            print(f"{entry['doc_id']}\tv{entry['version']}\t{date or '-'}\t{site}\t{title}\t"
-                  f"{entry.get('final_url') or entry.get('url')}")
+            published = entry.get("published") or "-"
+            fetched = (entry.get("fetched_at") or "")[:10] or "-"
+            print(f"{entry['doc_id']}\tv{entry['version']}\t{published}\t{fetched}\t{site}\t"
+                  f"{title}\t{entry.get('final_url') or entry.get('url')}")
     if not shown:
         print("no documents", file=sys.stderr)
     return EXIT_OK
