@@ -127,7 +127,8 @@ def test_robots_crawl_delay_is_honoured_even_with_autothrottle(site, tmp_path: P
         Site.do_GET = original
         del Site.robots
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Crawl-delay 1.0 s: honoured" in proc.stderr
+    log = (tmp_path / "state" / "logs" / "local.log").read_text(encoding="utf-8")
+    assert "Crawl-delay 1.0 s: honoured" in log  # the crawl log now goes to <state-dir>/logs/
     pages = [t for path, t in stamps if path != "/robots.txt"]
     assert len(pages) == 3
     gaps = [b - a for a, b in zip(pages, pages[1:], strict=False)]
