@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from crawler import listing  # noqa: E402
+from crawler import listing, urls  # noqa: E402
+from crawler.attachments import is_attachment  # noqa: E402
 from crawler.cassette import Interaction, write_cassette  # noqa: E402
 from crawler.profiles import Profile, load_profiles  # noqa: E402
 
@@ -76,7 +77,7 @@ class Site:
 
     def add(self, url: str, body: bytes, headers: dict[str, str] | None = None,
             status: int = 200) -> None:
-        url = listing.canonicalize(url)
+        url = urls.canonicalize(url)
         reason = {200: "OK", 404: "Not Found"}.get(status, "OK")
         self.pages[url] = Interaction(url=url, body=body, status=status,
                                       headers=dict(headers or HTML), reason=reason)
@@ -249,7 +250,7 @@ def build_sites() -> dict[str, Site]:
         title = site.profile.title.split(" (")[0]
         start = site.profile.start_urls
         if name == "atxlyj":
-            pdf = listing.canonicalize(
+            pdf = urls.canonicalize(
                 "https://www.atxlyj.cn/xxgk/ndbg/202101/P020210108586100144513.pdf")
             site.add(pdf, tiny_pdf("2020.1.8"), {"Content-Type": "application/pdf"})
             site.notes.append("built: the PDF attachment of 049 (linked by document.write; "
@@ -310,10 +311,10 @@ def crawl_urls(site: Site) -> set[str]:
     """Every URL an offline crawl of ``site`` requests, found with the spider's link functions."""
     profile = site.profile
     seen: set[str] = set()
-    todo = [(listing.canonicalize(u), "list") for u in profile.start_urls]
+    todo = [(urls.canonicalize(u), "list") for u in profile.start_urls]
     while todo:
         url, role = todo.pop()
-        if url in seen or not listing.host_allowed(url, profile.allowed_domains):
+        if url in seen or not urls.host_allowed(url, profile.allowed_domains):
             continue
         seen.add(url)
         page = site.pages.get(url)
@@ -327,8 +328,8 @@ def crawl_urls(site: Site) -> set[str]:
             links += listing.hanweb_links(store, url)
         if role == "list":
             for link in links:
-                u = listing.canonicalize(link.url)
-                if listing.is_attachment(u):
+                u = urls.canonicalize(link.url)
+                if is_attachment(u):
                     todo.append((u, "attachment"))
                 elif profile.is_article(u):
                     todo.append((u, "article"))
@@ -336,12 +337,12 @@ def crawl_urls(site: Site) -> set[str]:
             if store and store.proxy_url:
                 nxt = [n for n in [listing.hanweb_next_url(store, url, profile.hanweb_perpage)]
                        if n]
-            todo.extend((listing.canonicalize(u), "list") for u in nxt)
+            todo.extend((urls.canonicalize(u), "list") for u in nxt)
         else:
-            todo.extend((listing.canonicalize(u), "page")
+            todo.extend((urls.canonicalize(u), "page")
                         for u in listing.article_pages(text, url, links))
-            todo.extend((listing.canonicalize(link.url), "attachment") for link in links
-                        if listing.is_attachment(link.url))
+            todo.extend((urls.canonicalize(link.url), "attachment") for link in links
+                        if is_attachment(link.url))
     return seen
 
 

@@ -106,6 +106,7 @@ class Document:
     findings: list[str] = field(default_factory=list)  # page-level: title_hijack, ...
     meta: dict[str, str] = field(default_factory=dict)  # SiteIDCode, ColumnName, ...
     is_document: bool = True  # False for challenge pages and pages without content
+    challenge: str | None = None  # anti-bot vendor of a challenge page (crawler.challenges)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,21 +12,18 @@ Plain functions over page text, tested against saved real list pages:
   embedded in the page and the ``dataproxy.jsp`` XML pages after them;
 * :func:`jpaas_html` / :func:`jpaas_next_url` – JPaaS ``build/unit`` JSON lists paged by
   ``paramJson``;
-* :func:`article_pages` – the other pages of an article split over several pages;
-* :func:`detect_challenge` – anti-bot challenge pages (瑞数, 加速乐, 云防御 ...);
-* :func:`canonicalize` and :class:`TrapGuard` – URL canonicalisation and crawler-trap bounds.
+* :func:`article_pages` – the other pages of an article split over several pages.
 
-The tables these use (attachment extensions, session/calendar parameters, challenge markers) are in
-``spiders/data/listing.yaml``.
+URLs (canonical form, domains, traps) are :mod:`crawler.urls`, attachment types
+:mod:`crawler.attachments`, challenge pages :mod:`crawler.challenges`. The tables used here (skipped
+extensions and schemes, "next page" labels) are in ``spiders/data/listing.yaml``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from html import unescape
@@ -36,7 +33,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import yaml
 from parsel import Selector
-from w3lib.url import canonicalize_url
+
+from crawler.attachments import extension_alternation
+from crawler.urls import url_extension
 
 TABLES_PATH = Path(__file__).resolve().parent.parent / "spiders" / "data" / "listing.yaml"
 
@@ -53,66 +52,6 @@ class Link:
 
     url: str
     text: str = ""
-
-
-# --- URLs -------------------------------------------------------------------------------------
-
-_SESSION_PATH_RE = re.compile(r";(jsessionid|sid|phpsessid)=[^/?#]*", re.I)
-
-
-def canonicalize(url: str) -> str:
-    """Canonical form of ``url``: w3lib canonicalisation, no fragment, no session, cache-buster or
-    calendar parameters (``;jsessionid=`` path parameters included)."""
-    drop = {p.lower() for p in tables()["drop_params"]} | {
-        p.lower() for p in tables()["calendar_params"]
-    }
-    parts = urlsplit(url)
-    path = _SESSION_PATH_RE.sub("", parts.path)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k.lower() not in drop]
-    rebuilt = urlunsplit((parts.scheme, parts.netloc.lower(), path or "/", urlencode(query), ""))
-    return canonicalize_url(rebuilt, keep_fragments=False)
-
-
-def url_extension(url: str) -> str:
-    """Lower-case file extension of the URL's path (``""`` when none)."""
-    last = urlsplit(url).path.rsplit("/", 1)[-1]
-    return last.rsplit(".", 1)[-1].lower() if "." in last else ""
-
-
-def is_attachment(url: str) -> bool:
-    """True when the URL points at a file to archive as an attachment (PDF, Word, Excel, ...)."""
-    return url_extension(url) in tables()["attachment_extensions"]
-
-
-def host_allowed(url: str, domains: Iterable[str]) -> bool:
-    """True when the URL's host is one of ``domains`` or a subdomain of one."""
-    host = (urlsplit(url).hostname or "").lower()
-    return any(host == d or host.endswith("." + d) for d in domains)
-
-
-class TrapGuard:
-    """Bounds crawler traps: caps the number of distinct query strings per path (calendar and
-    parameter loops). Call :meth:`allow` for each canonical URL about to be requested."""
-
-    def __init__(self, max_query_variants: int | None = None) -> None:
-        self.max_query_variants = max_query_variants or int(tables()["max_query_variants"])
-        self._variants: dict[str, set[str]] = defaultdict(set)
-        self.dropped = 0
-
-    def allow(self, url: str) -> bool:
-        parts = urlsplit(url)
-        if not parts.query:
-            return True
-        key = f"{parts.netloc}{parts.path}"
-        seen = self._variants[key]
-        if parts.query in seen:
-            return True
-        if len(seen) >= self.max_query_variants:
-            self.dropped += 1
-            return False
-        seen.add(parts.query)
-        return True
 
 
 # --- links ------------------------------------------------------------------------------------
@@ -322,8 +261,7 @@ def list_next_pages(html: str, page_url: str, links: Iterable[Link] | None = Non
 
 @lru_cache(maxsize=1)
 def _attachment_hint_re() -> re.Pattern[str]:
-    exts = sorted(map(re.escape, tables()["attachment_extensions"]), key=len, reverse=True)
-    return re.compile(rf"\.(?:{'|'.join(exts)})(?![A-Za-z0-9])", re.I)
+    return re.compile(rf"\.(?:{extension_alternation()})(?![A-Za-z0-9])", re.I)
 
 
 _QUERY_PAGE_HINT_RE = re.compile(rf"[?&;](?:{'|'.join(_PAGE_PARAMS)})=\d", re.I)
@@ -472,33 +410,3 @@ def jpaas_next_url(url: str) -> str:
         out.append(("paramJson", json.dumps({"pageNo": 2, "pageSize": "15"},
                                             separators=(",", ":"))))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(out), ""))
-
-
-# --- challenges -------------------------------------------------------------------------------
-
-
-def detect_challenge(status: int, headers: Mapping[str, Any] | None, body: bytes) -> str | None:
-    """The anti-bot vendor whose challenge this response is (``ruishu``, ``jiasule``,
-    ``yunfangyu``, ``generic_waf``), or None for an ordinary page."""
-    cookies = b""
-    if headers:
-        for key in ("Set-Cookie", b"Set-Cookie", "set-cookie"):
-            value = headers.get(key) if hasattr(headers, "get") else None
-            if value:
-                if isinstance(value, list | tuple):
-                    value = b";".join(v if isinstance(v, bytes) else str(v).encode() for v in value)
-                cookies += value if isinstance(value, bytes) else str(value).encode()
-    head = body[:200_000]
-    for vendor, rule in tables()["challenges"].items():
-        statuses = rule.get("statuses")
-        if statuses and status not in statuses:
-            continue
-        if rule.get("max_bytes") and len(body) > rule["max_bytes"]:
-            continue
-        for marker in rule["markers"]:
-            needles = {marker.encode("utf-8")}
-            with suppress(UnicodeEncodeError):
-                needles.add(marker.encode("gb18030"))
-            if any(n in head or n in cookies for n in needles):
-                return vendor
-    return None

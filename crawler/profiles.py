@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from crawler.urls import host_in_domains
+
 #: Where the bundled profiles live; ``GOVCRAWL_PROFILES`` (a file or directory) overrides it.
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "spiders" / "profiles"
 PROFILES_ENV = "GOVCRAWL_PROFILES"
@@ -90,11 +92,6 @@ _FIELDS = {
 _REQUIRED = ("name", "title", "start_urls", "allowed_domains", "article_patterns")
 
 
-def _host_allowed(host: str, domains: tuple[str, ...]) -> bool:
-    host = host.lower()
-    return any(host == d or host.endswith("." + d) for d in domains)
-
-
 def cron_trigger(expr: str) -> Any:
     """The APScheduler trigger of a 5-field crontab expression, in UTC; ValueError if invalid."""
     from datetime import UTC
@@ -146,7 +143,7 @@ def parse_profile(data: Any, source: str = "<profile>") -> Profile:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise fail(f"start_urls entry {url!r} is not an absolute http(s) URL")
-        if not _host_allowed(parts.hostname, domains):
+        if not host_in_domains(parts.hostname, domains):
             raise fail(f"start_urls entry {url!r} is outside allowed_domains {list(domains)}")
 
     patterns: dict[str, tuple[str, ...]] = {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from scrapy.exceptions import DropItem
 
+from crawler.challenges import record_challenge
 from crawler.extract import extract
 from crawler.items import ARTICLE, Document, PageItem, ResponseRecord
 
@@ -25,9 +26,9 @@ logger = logging.getLogger(__name__)
 def extract_pages(pages: list[ResponseRecord]) -> Document:
     """Extract an article that may span several pages: metadata from page 1, text from all."""
     first, *rest = pages
-    doc = extract(first.body, first.url, _header_map(first))
+    doc = extract(first.body, first.url, first.headers, first.status)
     for page in rest:
-        part = extract(page.body, page.url, _header_map(page))
+        part = extract(page.body, page.url, page.headers, page.status)
         if part.text:
             doc.text = f"{doc.text}\n{part.text}" if doc.text else part.text
         known = {a["url"] for a in doc.attachments}
@@ -44,11 +45,6 @@ def _lower_priority() -> None:
     """Worker start-up: yield the CPU to the crawl process, whose work (downloading, dedup,
     archiving) is serial; workers only soak up what it leaves free."""
     os.nice(5)
-
-
-def _header_map(record: ResponseRecord) -> dict[str, str]:
-    content_type = record.header("Content-Type")
-    return {"Content-Type": content_type} if content_type else {}
 
 
 class ExtractionPipeline:
@@ -85,8 +81,10 @@ class ExtractionPipeline:
             doc = await asyncio.get_running_loop().run_in_executor(self._pool, extract_pages, pages)
         item.document = doc
         self.stats.inc_value("govcrawl/documents/extracted")
+        if doc.challenge:
+            record_challenge(self.stats, doc.challenge, item.response.status, item.url)
         if not doc.is_document:
-            kind = "challenge" if any("challenge" in f for f in doc.findings) else "no_content"
+            kind = "challenge" if doc.challenge else "no_content"
             self.stats.inc_value(f"govcrawl/not_document/{kind}")
             raise DropItem(f"not a document ({kind}): {item.url}")
         if doc.spam:

@@ -23,7 +23,9 @@ from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from crawler import listing
+from crawler import listing, urls
+from crawler.attachments import is_attachment
+from crawler.challenges import CHALLENGE_STATUSES, detect_challenge, record_challenge
 from crawler.incremental import ColumnLog
 from crawler.items import ARTICLE, ATTACHMENT, PageItem, ResponseRecord
 from crawler.profiles import Profile
@@ -31,8 +33,6 @@ from spiders.fetch import describe_failure
 
 logger = logging.getLogger(__name__)
 
-#: Statuses a challenge page comes with; they reach the callbacks so they can be counted.
-CHALLENGE_STATUSES = [202, 403, 405, 412, 429, 503, 521]
 #: scrapy-playwright's handler, used for ``render: true`` profiles behind the cassette handler.
 PLAYWRIGHT_HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 PLAYWRIGHT_LAUNCH_OPTIONS = {
@@ -96,7 +96,7 @@ class PortalSpider(Spider):
         super().__init__(*args, **kwargs)
         self.allowed_domains = list(self.profile.allowed_domains)
         self.start_urls = list(self.profile.start_urls)
-        self.trap_guard = listing.TrapGuard()
+        self.trap_guard = urls.TrapGuard()
         self.list_pages = 0
         self.columns: ColumnLog | None = None
         self.crawl_id = ""
@@ -139,8 +139,8 @@ class PortalSpider(Spider):
     def _request(self, url: str, callback: Any, role: str, **meta: Any) -> Request | None:
         """A request for ``url`` (canonicalised), or None when it is off-site, a trap or over
         budget."""
-        url = listing.canonicalize(url)
-        if not listing.host_allowed(url, self.profile.allowed_domains):
+        url = urls.canonicalize(url)
+        if not urls.host_allowed(url, self.profile.allowed_domains):
             return None
         if not self.trap_guard.allow(url):
             return None
@@ -169,13 +169,9 @@ class PortalSpider(Spider):
 
     def _challenged(self, response: Response) -> bool:
         """Count and log an anti-bot challenge page; True when ``response`` is one."""
-        vendor = listing.detect_challenge(response.status, response.headers, response.body)
+        vendor = detect_challenge(response.status, response.headers, response.body)
         if vendor:
-            stats = self.crawler.stats
-            stats.inc_value("govcrawl/challenge_pages")
-            stats.inc_value(f"govcrawl/challenge_pages/{vendor}")
-            logger.warning("Anti-bot challenge page (%s, HTTP %s) at %s: not archived",
-                           vendor, response.status, response.url)
+            record_challenge(self.crawler.stats, vendor, response.status, response.url)
             self._start_failed(response.request, f"anti-bot challenge ({vendor})")
             return True
         if response.status in CHALLENGE_STATUSES:
@@ -242,10 +238,10 @@ class PortalSpider(Spider):
         articles = attachments = 0
         sublists: list[listing.Link] = []
         for link in links:
-            url = listing.canonicalize(link.url)
-            if not listing.host_allowed(url, self.profile.allowed_domains) or url == response.url:
+            url = urls.canonicalize(link.url)
+            if not urls.host_allowed(url, self.profile.allowed_domains) or url == response.url:
                 continue
-            if listing.is_attachment(url):
+            if is_attachment(url):
                 request = self._request(url, self.parse_attachment, "attachment",
                                         found_on=response.url, link_text=link.text)
                 attachments += request is not None
@@ -265,7 +261,7 @@ class PortalSpider(Spider):
             self._column_seen(column, articles + attachments)
         for link in sublists:
             request = self._request(link.url, self.parse_list, "list",
-                                    govcrawl_column=listing.canonicalize(link.url),
+                                    govcrawl_column=urls.canonicalize(link.url),
                                     govcrawl_depth=depth + 1)
             if request is not None:
                 yield request
@@ -311,7 +307,7 @@ class PortalSpider(Spider):
         if container and response.css(container):
             links = listing.extract_links(response.text, response.url, container)
         for link in links:
-            if listing.is_attachment(link.url):
+            if is_attachment(link.url):
                 request = self._request(link.url, self.parse_attachment, "attachment",
                                         found_on=response.url, link_text=link.text)
                 if request is not None:

@@ -8,6 +8,7 @@ import pytest
 from conftest import CORPUS, REPO, load_jsonl
 
 from crawler import listing
+from crawler.attachments import is_attachment
 
 MANIFEST = {row["id"]: row for row in load_jsonl(CORPUS / "manifest.jsonl")}
 
@@ -85,7 +86,7 @@ def test_trs_page_count_in_a_variable():
 def test_attachment_written_by_document_write():
     """049: the PDF link exists only inside an inline document.write() string."""
     html, url = page("049")
-    atts = [link for link in listing.extract_links(html, url) if listing.is_attachment(link.url)]
+    atts = [link for link in listing.extract_links(html, url) if is_attachment(link.url)]
     assert atts == [listing.Link(
         "https://www.atxlyj.cn/xxgk/ndbg/202101/P020210108586100144513.pdf", "2020.1.8.pdf")]
 
@@ -164,41 +165,12 @@ def test_jpaas_unit():
     assert "%22pageNo%22%3A2" in listing.jpaas_next_url(url)
 
 
-# --- challenges, canonical URLs, traps ------------------------------------------------------
-
-
-def test_challenge_pages():
-    ruishu = b'<html><meta id="9DhefwqGPrzGxEp9hPaoag"><script>$_ts=window["$_ts"];</script>'
-    assert listing.detect_challenge(412, {}, ruishu) == "ruishu"
-    assert listing.detect_challenge(202, {}, ruishu) == "ruishu"
-    jsl = b"<script>document.cookie=('__jsl_clearance=1700000000.1|0|abc');</script>"
-    assert listing.detect_challenge(521, {}, jsl) == "jiasule"
-    waf = "<html><title>云防御</title>您的访问请求可能对网站造成安全威胁</html>".encode("gbk")
-    assert listing.detect_challenge(200, {}, waf) == "yunfangyu"
-    for pid in ("049", "054", "057", "061"):  # real pages are not challenges
-        html, _ = page(pid)
-        assert listing.detect_challenge(200, {}, html.encode("utf-8")) is None
-
-
-def test_canonicalize_drops_sessions_and_calendar_params():
-    c = listing.canonicalize
-    assert c("http://A.gov.cn/x/index.jsp;jsessionid=ABC123?b=2&a=1#top") == \
-        "http://a.gov.cn/x/index.jsp?a=1&b=2"
-    assert c("http://a.gov.cn/list?page=2&_=1699999999&date=2024-01-01") == \
-        "http://a.gov.cn/list?page=2"
-
-
-def test_trap_guard_caps_query_variants():
-    guard = listing.TrapGuard(max_query_variants=3)
-    allowed = [guard.allow(f"http://a.gov.cn/cal?d={i}") for i in range(10)]
-    assert allowed == [True] * 3 + [False] * 7
-    assert guard.allow("http://a.gov.cn/cal?d=1")  # already seen variants stay allowed
-    assert guard.allow("http://a.gov.cn/other.html")
+# --- tables ---------------------------------------------------------------------------------
 
 
 def test_tables_are_data():
     assert (REPO / "spiders" / "data" / "listing.yaml").exists()
-    assert "pdf" in listing.tables()["attachment_extensions"]
+    assert "下一页" in listing.tables()["next_labels"]
 
 
 def test_article_link_hints_never_hide_what_an_article_links():
@@ -206,7 +178,7 @@ def test_article_link_hints_never_hide_what_an_article_links():
     the article is linked (checked on every real article page with a URL)."""
     from pathlib import Path
 
-    from crawler.listing import article_link_hints, article_pages, extract_links, is_attachment
+    from crawler.listing import article_link_hints, article_pages, extract_links
 
     corpus = Path(__file__).parent / "corpus"
     skipped = 0

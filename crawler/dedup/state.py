@@ -22,7 +22,7 @@ from typing import Any
 
 from scrapy.utils.misc import load_object
 
-from crawler.listing import canonicalize
+from crawler.urls import canonicalize
 
 #: Built-in backends by URI scheme; extend with the setting ``GOVCRAWL_DEDUP_STATE_BACKENDS``.
 STATE_BACKENDS = {"sqlite": "crawler.dedup.sqlite.SQLiteDedupState"}
@@ -31,7 +31,7 @@ STATE_BACKENDS = {"sqlite": "crawler.dedup.sqlite.SQLiteDedupState"}
 @lru_cache(maxsize=4096)
 def canonical_url(url: str) -> str:
     """The form URLs are stored and looked up in: the crawl's own canonical form
-    (:func:`crawler.listing.canonicalize`), so state and spiders agree on what a URL is."""
+    (:func:`crawler.urls.canonicalize`), so state and spiders agree on what a URL is."""
     try:
         return canonicalize(url)
     except ValueError:

@@ -3,7 +3,7 @@
 Public API::
 
     decode_html(body, content_type=None) -> (text, encoding)
-    extract(body, url, headers=None) -> Document
+    extract(body, url, headers=None, status=None) -> Document   # status: HTTP status, if known
     classify_line(text, zone) -> label | None        # boilerplate label of one line
     spam_verdict(line) -> 'spam' | 'keep' | 'review'
     cloaking_findings({'browser': text, 'baiduspider': text, ...}) -> [finding]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import trafilatura
 from lxml.html import HtmlElement
 
+from crawler.challenges import detect_challenge, header_values
 from crawler.extract import dom, findings, meta
 from crawler.extract.decode import decode_html
 from crawler.extract.lines import REVIEW, SPAM, classify_line, normalise, spam_verdict
@@ -24,14 +26,9 @@ LONG_LINE = 20
 HEAD_LINES = 3
 
 
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    if not headers:
-        return None
-    lname = name.lower()
-    for k, v in headers.items():
-        if k.lower() == lname:
-            return v
-    return None
+def _header(headers: Any, name: str) -> str | None:
+    values = header_values(headers, name)
+    return values[0] if values else None
 
 
 def _trafilatura_text(tree: HtmlElement, url: str | None) -> str:
@@ -146,8 +143,13 @@ def _count_outside_repeats(root: HtmlElement, container: HtmlElement, kept: list
     return count
 
 
-def extract(body: bytes | str, url: str, headers: Mapping[str, str] | None = None) -> Document:
-    """Extract one page: clean text, metadata, spam and page-level findings -> :class:`Document`."""
+def extract(body: bytes | str, url: str,
+            headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+            status: int | None = None) -> Document:
+    """Extract one page: clean text, metadata, spam and page-level findings -> :class:`Document`.
+
+    ``status`` is the HTTP status when known: challenge pages are recognised by
+    :func:`crawler.challenges.detect_challenge` exactly as the spiders recognise them."""
     if isinstance(body, bytes):
         text, _ = decode_html(body, _header(headers, "content-type"))
     else:
@@ -165,7 +167,8 @@ def extract(body: bytes | str, url: str, headers: Mapping[str, str] | None = Non
     # page-level findings that need the raw page (scripts, meta, host)
     doc.findings.extend(findings.script_findings(scripts))
     doc.findings.extend(findings.meta_findings(tags, url))
-    challenge = findings.is_waf_challenge(scripts, root)
+    challenge = detect_challenge(status, headers, body, root)
+    doc.challenge = challenge
 
     report = dom.DomReport()
     dom.remove_hidden_spam(root, report)

@@ -1,5 +1,6 @@
-"""Page-level findings: hijacked meta, conditional-redirect scripts, mirrors, scrapers, WAF
-challenges."""
+"""Page-level findings: hijacked meta, conditional-redirect scripts, mirrors, scrapers.
+
+Challenge (anti-bot) pages are :mod:`crawler.challenges`."""
 
 from __future__ import annotations
 
@@ -7,17 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from re import Pattern
-from urllib.parse import urlsplit
-
-from lxml.html import HtmlElement
 
 from crawler.extract.lexicon import load, rx, rx_any
 from crawler.extract.lines import is_spammy, pinyin_glosses
+from crawler.urls import host_of, hosts_related
 
 #: Pinyin glosses needed to call a page a scraper copy.
 PINYIN_MIN = 5
-#: A challenge page has almost no visible text.
-CHALLENGE_MAX_TEXT = 300
 GOV_SUFFIXES = (".gov.cn", ".政务", ".gov.mo", ".gov.hk")
 
 
@@ -27,7 +24,6 @@ class _JsLex:
     condition: Pattern[str]
     action: Pattern[str]
     target: Pattern[str]
-    waf: Pattern[str]
 
 
 @cache
@@ -39,7 +35,6 @@ def _js_lex() -> _JsLex:
         condition=rx(js["condition"]),
         action=rx(js["action"]),
         target=rx(js["target"]),
-        waf=rx_any(lex["waf_challenge"]),
     )
 
 
@@ -56,18 +51,6 @@ def script_findings(scripts: list[str]) -> list[str]:
     return []
 
 
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower() if url else ""
-
-
-def _related(host: str, domain: str) -> bool:
-    def bare(h: str) -> str:
-        return h[4:] if h.startswith("www.") else h
-
-    h, d = bare(host), bare(domain)
-    return h == d or h.endswith("." + d) or d.endswith("." + h)
-
-
 def meta_findings(tags: Mapping[str, str], url: str) -> list[str]:
     """``meta_hijack`` (spam in keywords/description) and ``mirror_sitedomain_mismatch`` (a
     government
@@ -79,9 +62,9 @@ def meta_findings(tags: Mapping[str, str], url: str) -> list[str]:
             out.append("meta_hijack")
             break
     domain = (low.get("sitedomain") or "").strip().lower()
-    domain = _host(domain) if "//" in domain else domain.split("/", 1)[0]
-    host = _host(url)
-    if domain and host and not _related(host, domain) and not host.endswith(GOV_SUFFIXES):
+    domain = host_of(domain) if "//" in domain else domain.split("/", 1)[0]
+    host = host_of(url) if url else ""
+    if domain and host and not hosts_related(host, domain) and not host.endswith(GOV_SUFFIXES):
         out.append("mirror_sitedomain_mismatch")
     return out
 
@@ -89,16 +72,6 @@ def meta_findings(tags: Mapping[str, str], url: str) -> list[str]:
 def pinyin_scraper(text: str) -> bool:
     """``pinyin_gloss_scraper``: 網(wǎng)站-style glosses, a trick of scraper copies."""
     return pinyin_glosses(text) >= PINYIN_MIN
-
-
-def is_waf_challenge(scripts: list[str], root: HtmlElement) -> bool:
-    """An anti-bot challenge (瑞数 $_ts, 加速乐 __jsl_clearance, 云防御 ...) with no real text."""
-    lex = _js_lex()
-    if not any(code and lex.waf.search(code) for code in scripts):
-        return False
-    body = root.find("body")
-    text = "" if body is None else "".join(t for t in body.itertext() if t and t.strip())
-    return len(text) <= CHALLENGE_MAX_TEXT
 
 
 def cloaking_findings(variants: Mapping[str, str]) -> list[str]:

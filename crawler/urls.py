@@ -1,0 +1,106 @@
+"""URLs: the one owner of canonical form, domain matching and crawler-trap bounds.
+
+Everything that compares, stores or requests URLs goes through here (the spiders, the dedup state,
+``govcrawl fetch``'s profile lookup, the cassette builder), so they all agree on what a URL is.
+Canonicalisation is w3lib's :func:`~w3lib.url.canonicalize_url` (sorted query, normalised
+percent-encoding, no fragment) after dropping session, cache-buster and calendar parameters;
+the parameter lists are data (``crawler/tables/urls.yaml``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import cache
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url
+
+from crawler.tables import load_table
+
+
+@cache
+def _dropped_params() -> frozenset[str]:
+    table = load_table("urls")
+    return frozenset(p.lower() for p in [*table["drop_params"], *table["calendar_params"]])
+
+
+@cache
+def _path_param_re() -> re.Pattern[str]:
+    names = "|".join(map(re.escape, load_table("urls")["drop_path_params"]))
+    return re.compile(rf";(?:{names})=[^/?#]*", re.I)
+
+
+def canonicalize(url: str) -> str:
+    """Canonical form of ``url``: w3lib canonicalisation, lower-case host, no fragment, no session,
+    cache-buster or calendar parameters (``;jsessionid=`` path parameters included)."""
+    drop = _dropped_params()
+    parts = urlsplit(url)
+    path = _path_param_re().sub("", parts.path)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k.lower() not in drop]
+    rebuilt = urlunsplit((parts.scheme, parts.netloc.lower(), path or "/", urlencode(query), ""))
+    return canonicalize_url(rebuilt, keep_fragments=False)
+
+
+def url_extension(url: str) -> str:
+    """Lower-case file extension of the URL's path (``""`` when none)."""
+    last = urlsplit(url).path.rsplit("/", 1)[-1]
+    return last.rsplit(".", 1)[-1].lower() if "." in last else ""
+
+
+def host_of(url: str) -> str:
+    """The URL's host name, lower case, without port (``""`` when it has none)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+def host_in_domains(host: str, domains: Iterable[str]) -> bool:
+    """True when ``host`` is one of ``domains`` or a subdomain of one (ports never count)."""
+    host = host.lower()
+    return bool(host) and any(host == d or host.endswith("." + d)
+                              for d in (d.lower() for d in domains))
+
+
+def host_allowed(url: str, domains: Iterable[str]) -> bool:
+    """True when the URL's host is one of ``domains`` or a subdomain of one."""
+    return host_in_domains(host_of(url), domains)
+
+
+def hosts_related(host: str, other: str) -> bool:
+    """True when two hosts are the same site: equal, or one a subdomain of the other, ignoring a
+    leading ``www.`` (``www.a.gov.cn`` ~ ``a.gov.cn`` ~ ``zwgk.a.gov.cn``)."""
+
+    def bare(h: str) -> str:
+        h = h.lower()
+        return h[4:] if h.startswith("www.") else h
+
+    h, o = bare(host), bare(other)
+    return bool(h and o) and (host_in_domains(h, [o]) or host_in_domains(o, [h]))
+
+
+class TrapGuard:
+    """Bounds crawler traps: caps the number of distinct query strings per path (calendar and
+    parameter loops). Call :meth:`allow` for each canonical URL about to be requested."""
+
+    def __init__(self, max_query_variants: int | None = None) -> None:
+        self.max_query_variants = max_query_variants or int(
+            load_table("urls")["max_query_variants"])
+        self._variants: dict[str, set[str]] = defaultdict(set)
+        self.dropped = 0
+
+    def allow(self, url: str) -> bool:
+        """False when ``url`` is one query variant too many for its path (counted in
+        :attr:`dropped`)."""
+        parts = urlsplit(url)
+        if not parts.query:
+            return True
+        key = f"{parts.netloc}{parts.path}"
+        seen = self._variants[key]
+        if parts.query in seen:
+            return True
+        if len(seen) >= self.max_query_variants:
+            self.dropped += 1
+            return False
+        seen.add(parts.query)
+        return True

@@ -1,0 +1,58 @@
+"""crawler.urls: the one owner of canonical URLs, domain matching and trap bounds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+from crawler import urls
+
+
+def test_canonicalize_drops_sessions_and_calendar_params():
+    c = urls.canonicalize
+    assert c("http://A.gov.cn/x/index.jsp;jsessionid=ABC123?b=2&a=1#top") == \
+        "http://a.gov.cn/x/index.jsp?a=1&b=2"
+    assert c("http://a.gov.cn/list?page=2&_=1699999999&date=2024-01-01") == \
+        "http://a.gov.cn/list?page=2"
+
+
+def test_trap_guard_caps_query_variants():
+    guard = urls.TrapGuard(max_query_variants=3)
+    allowed = [guard.allow(f"http://a.gov.cn/cal?d={i}") for i in range(10)]
+    assert allowed == [True] * 3 + [False] * 7
+    assert guard.allow("http://a.gov.cn/cal?d=1")  # already seen variants stay allowed
+    assert guard.allow("http://a.gov.cn/other.html")
+    assert guard.dropped == 7
+
+
+def test_domain_match_ignores_port_and_case_and_needs_a_dot_boundary():
+    domains = ["gsj.wuhan.gov.cn", "atxlyj.cn"]
+    assert urls.host_allowed("http://gsj.wuhan.gov.cn:9091/zwgk/", domains)
+    assert urls.host_allowed("https://WWW.ATXLYJ.CN/xxgk/", domains)
+    assert not urls.host_allowed("https://evilatxlyj.cn/", domains)
+    assert not urls.host_allowed("https://atxlyj.cn.evil.com/", domains)
+    assert not urls.host_allowed("mailto:a@atxlyj.cn", domains)
+
+
+def test_hosts_related():
+    assert urls.hosts_related("www.a.gov.cn", "a.gov.cn")
+    assert urls.hosts_related("zwgk.a.gov.cn", "www.a.gov.cn")
+    assert not urls.hosts_related("a.gov.cn", "b.gov.cn")
+    assert not urls.hosts_related("", "a.gov.cn")
+
+
+def test_one_definition_each():
+    """canonicalize / host matching / TrapGuard are defined in crawler/urls.py only."""
+    out = subprocess.run(
+        ["grep", "-rnE", r"^(def (canonicalize|host_allowed|_host_allowed|_related)\b"
+         r"|class TrapGuard)", "crawler", "spiders", "pipelines", "cassettes"],
+        cwd=REPO, capture_output=True, text=True, check=False).stdout.splitlines()
+    assert {line.split(":", 1)[0] for line in out} == {"crawler/urls.py"}, out
+
+
+def test_dedup_does_not_import_listing():
+    code = ("import sys, crawler.dedup, crawler.dedup.state; "
+            "sys.exit('crawler.listing' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
