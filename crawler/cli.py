@@ -26,7 +26,7 @@ class UsageError(Exception):
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from crawler.extract import extract
+    from crawler.extract.attachments import extract_bytes
 
     path = Path(args.file)
     try:
@@ -35,7 +35,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     url = args.url or path.resolve().as_uri()
     headers = {"Content-Type": args.content_type} if args.content_type else None
-    doc = extract(body, url, headers)
+    doc = extract_bytes(body, url, headers)  # HTML page or document file, told by its bytes
+    if doc.format != "html" and not doc.is_document:  # an image, archive, unreadable file ...
+        if args.json:
+            print_document(doc.to_dict(), as_json=True)
+        why = doc.meta.get("error") or (
+            f"{doc.format}, no text reader" if "no_reader" in doc.findings else doc.format)
+        print(f"govcrawl: error: {path} is not a document ({why})", file=sys.stderr)
+        return EXIT_FAILED
     print_document(doc.to_dict(), as_json=args.json)
     if not doc.is_document:
         why = ", ".join(doc.findings) or "no content"
@@ -323,8 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("extract", help="extract one saved HTML file (offline)")
-    p.add_argument("file", help="saved page (raw bytes)")
+    p = sub.add_parser("extract", help="extract one saved page or attachment file (offline)")
+    p.add_argument("file", help="saved page or file (raw bytes: HTML, PDF, DOC(X), XLS(X))")
     p.add_argument("--url", help="the page's URL (resolves links, dates in URLs)")
     p.add_argument("--content-type", help="the HTTP Content-Type header, if known")
     p.add_argument("--json", action="store_true", help="print the JSON document")

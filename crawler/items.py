@@ -107,6 +107,12 @@ class Document:
     meta: dict[str, str] = field(default_factory=dict)  # SiteIDCode, ColumnName, ...
     is_document: bool = True  # False for challenge pages and pages without content
     challenge: str | None = None  # anti-bot vendor of a challenge page (crawler.challenges)
+    format: str | None = None  # what the bytes were: html, pdf, docx, doc, xlsx, xls ...
+    pages: int | None = None  # a PDF's pages
+    sheets: int | None = None  # a spreadsheet's sheets
+    needs_ocr: bool = False  # a PDF without a text layer (scanned)
+    #: A notice whose body is only attachments: their text (searchable), apart from ``text``.
+    attachment_text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,15 +18,22 @@ from scrapy.exceptions import DropItem
 
 from crawler.challenges import record_challenge
 from crawler.extract import extract
+from crawler.extract.attachments import extract_bytes
 from crawler.items import ARTICLE, Document, PageItem, ResponseRecord
 
 logger = logging.getLogger(__name__)
 
 
 def extract_pages(pages: list[ResponseRecord]) -> Document:
-    """Extract an article that may span several pages: metadata from page 1, text from all."""
+    """Extract an article that may span several pages: metadata from page 1, text from all.
+
+    The first page's type comes from its bytes: an image, archive or executable served as a page
+    is not a document; a PDF or Word file served as one gives its text.
+    """
     first, *rest = pages
-    doc = extract(first.body, first.url, first.headers, first.status)
+    doc = extract_bytes(first.body, first.url, first.headers, first.status)
+    if doc.format != "html":
+        return doc
     for page in rest:
         part = extract(page.body, page.url, page.headers, page.status)
         if part.text:

@@ -10,6 +10,9 @@ with_test=0
 [ "${1:-}" = "--test" ] && with_test=1
 
 need_apt=()
+# runtime: text of Word 97-2003 attachments (.doc, WPS-saved .doc/.wps)
+command -v antiword >/dev/null 2>&1 || need_apt+=(antiword)
+command -v catdoc >/dev/null 2>&1 || need_apt+=(catdoc)
 if [ "$with_test" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
   command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
