@@ -234,18 +234,24 @@ def next_links(links: Iterable[Link]) -> list[str]:
     return [link.url for link in links if link.text.strip().lower() in labels]
 
 
-def list_next_pages(html: str, page_url: str, links: Iterable[Link] | None = None) -> list[str]:
-    """The next page(s) of a list page, one step at a time (so a crawl can stop paging early).
-
-    Order of evidence: ``_N`` pager scripts (TRS / custom Pager), "下一页" links, then numbered
-    sibling links (``index_N.html``, ``?page=N``): the lowest page number above the current one."""
-    links = list(links) if links is not None else extract_links(html, page_url)
+def scheme_next_pages(html: str, page_url: str) -> list[str]:
+    """The next list page the page's ``_N`` pager scripts give (empty on their last page)."""
     out: list[str] = []
     for scheme in page_schemes(html):
         if scheme.prefix.lower().startswith("index") or len(out) == 0:
             nxt = scheme.next_url(page_url)
             if nxt:
                 out.append(nxt)
+    return list(dict.fromkeys(out))
+
+
+def list_next_pages(html: str, page_url: str, links: Iterable[Link] | None = None) -> list[str]:
+    """The next page(s) of a list page, one step at a time (so a crawl can stop paging early).
+
+    Order of evidence: ``_N`` pager scripts (TRS / custom Pager), "下一页" links, then numbered
+    sibling links (``index_N.html``, ``?page=N``): the lowest page number above the current one."""
+    links = list(links) if links is not None else extract_links(html, page_url)
+    out = scheme_next_pages(html, page_url)
     if not out:
         out = [u for u in next_links(links) if u != page_url]
     if not out:

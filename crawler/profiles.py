@@ -44,7 +44,7 @@ class Profile:
     article_patterns: tuple[str, ...]
     list_patterns: tuple[str, ...] = ()
     selectors: dict[str, str] = field(default_factory=dict)
-    cms: str = "generic"
+    cms: str = "auto"
     pagination: str = "auto"
     schedule: str = "0 6 * * *"
     render: bool = False
@@ -169,6 +169,12 @@ def parse_profile(data: Any, source: str = "<profile>") -> Profile:
             except Exception as exc:  # cssselect raises several error types
                 raise fail(f"selectors.{key} {css!r} is not a valid CSS selector: {exc}") from None
 
+    from crawler.pages import CMS_CHOICES
+
+    cms = data.get("cms") or "auto"
+    if cms not in CMS_CHOICES:
+        raise fail(f"cms must be one of {', '.join(CMS_CHOICES)}, got {cms!r}")
+
     pagination = data.get("pagination", "auto")
     if pagination not in PAGINATION_KINDS:
         raise fail(f"pagination must be one of {', '.join(PAGINATION_KINDS)}, got {pagination!r}")
@@ -197,7 +203,7 @@ def parse_profile(data: Any, source: str = "<profile>") -> Profile:
         article_patterns=patterns["article_patterns"],
         list_patterns=patterns["list_patterns"],
         selectors=selectors,
-        cms=data.get("cms") or "generic",
+        cms=cms,
         pagination=pagination,
         schedule=schedule,
         render=bool(data.get("render", False)),

@@ -279,3 +279,18 @@ def _htmldate(html_text: str, url: str) -> str | None:
 
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
+
+
+def find_attachments(text: str, url: str, container: str | None = None) -> list[dict[str, str]]:
+    """The attachments a page links, as :func:`extract` lists them (``{"url", "name"}``), without
+    the rest of the extraction: inside the elements matching CSS ``container`` when given and
+    present, else anywhere on the page. What the spider requests as attachments."""
+    root = dom.parse(text)
+    scopes = root.cssselect(container) if container else []
+    found: dict[str, dict[str, str]] = {}
+    for scope in scopes or [None]:
+        where = scope if scope is not None else root
+        scripts = [s.text or "" for s in where.iter("script")]
+        for attachment in meta.attachments(root, scope, url, scripts):
+            found.setdefault(attachment["url"], attachment)
+    return list(found.values())
