@@ -1,9 +1,12 @@
 """MinHash signatures of normalised text and an LSH index whose buckets live in the dedup state.
 
-Signatures are datasketch ``MinHash`` (scheme ``affine32``) over character n-gram shingles of the
-normalised text. Shingles are hashed with numpy (a polynomial hash over code points, folded to
-32 bits) and fed to ``MinHash.update_batch`` with ``hashfunc=int`` (identity), which is ~4x faster
-than datasketch's default sha1 per shingle.
+Signatures are datasketch ``MinHash`` values (scheme ``affine32``, seed 1) over character n-gram
+shingles of the normalised text. Shingles are hashed with numpy (a polynomial hash over code
+points, folded to 32 bits); what datasketch's ``MinHash(hashfunc=int).update_batch`` does with
+those hashes (MurmurHash3 finalizer, ``a * h + b mod 2**32`` per permutation, min over shingles)
+is done here in one numpy expression over all shingles x permutations, with the permutations
+cached per ``num_perm``: the values are bit-for-bit datasketch's (see tests/test_dedup.py), the
+result is a datasketch ``LeanMinHash``, and stored signatures stay valid.
 
 :class:`StateLSH` is a datasketch ``MinHashLSH`` whose hash tables are the state's bucket table
 (see :class:`crawler.dedup.state.DedupState`), so the index costs no process memory per document.
@@ -29,11 +32,14 @@ SEED = 1
 _P = np.uint64(0x100000001B3)
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(29)
-_PERMUTATIONS: dict[int, tuple] = {}
+_PERMUTATIONS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+#: MurmurHash3 32-bit finalizer, as datasketch's ``affine32`` scheme pre-mixes its input.
+_FMIX = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35))
 
 
-def shingle_hashes(normalised: str, n: int = 5) -> np.ndarray:
-    """Distinct 32-bit hashes of the character n-grams of ``normalised`` (whole text if shorter)."""
+def _shingle_hashes(normalised: str, n: int) -> np.ndarray:
+    """32-bit hashes of the character n-grams of ``normalised`` (whole text if shorter),
+    one per position (repeats included)."""
     if not normalised:
         return np.empty(0, dtype=np.uint32)
     codes = np.frombuffer(normalised.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -45,24 +51,54 @@ def shingle_hashes(normalised: str, n: int = 5) -> np.ndarray:
     for k in range(n):
         h = h * _P + codes[k : k + count]
     h ^= h >> _SHIFT
-    return np.unique((h & _MASK32).astype(np.uint32))
+    return (h & _MASK32).astype(np.uint32)
 
 
-def _permutations(num_perm: int) -> tuple:
+def shingle_hashes(normalised: str, n: int = 5) -> np.ndarray:
+    """Distinct 32-bit hashes of the character n-grams of ``normalised`` (the shingle set)."""
+    return np.unique(_shingle_hashes(normalised, n))
+
+
+def _permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's (a, b) for ``num_perm`` (seed 1, affine32), as uint32 column vectors."""
     if num_perm not in _PERMUTATIONS:
-        _PERMUTATIONS[num_perm] = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME).permutations
+        a, b = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME).permutations
+        _PERMUTATIONS[num_perm] = (np.asarray(a, dtype=np.uint32).reshape(-1, 1).copy(),
+                                   np.asarray(b, dtype=np.uint32).reshape(-1, 1).copy())
     return _PERMUTATIONS[num_perm]
 
 
-def signature(normalised: str, num_perm: int = 64, n: int = 5) -> LeanMinHash | None:
-    """The MinHash of ``normalised`` text, or None for empty text."""
-    hashes = shingle_hashes(normalised, n)
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    s1, m1, s2, m2 = _FMIX
+    h = h ^ (h >> s1)
+    h *= m1
+    h ^= h >> s2
+    h *= m2
+    h ^= h >> s1
+    return h
+
+
+def _lean(values: np.ndarray) -> LeanMinHash:
+    sig = LeanMinHash.__new__(LeanMinHash)
+    sig._initialize_slots(SEED, values, SCHEME)
+    return sig
+
+
+def hash_values(normalised: str, num_perm: int = 64, n: int = 5) -> np.ndarray | None:
+    """The MinHash values (uint32, one per permutation) of ``normalised``, or None if empty."""
+    hashes = _shingle_hashes(normalised, n)
     if not len(hashes):
         return None
-    m = MinHash(num_perm=num_perm, seed=SEED, hashfunc=int,
-                permutations=_permutations(num_perm), scheme=SCHEME)
-    m.update_batch(hashes.tolist())
-    return LeanMinHash(m)
+    a, b = _permutations(num_perm)
+    phv = a * _fmix32(hashes)  # (num_perm, shingles); uint32 wraps mod 2**32 as in datasketch
+    phv += b
+    return phv.min(axis=1)
+
+
+def signature(normalised: str, num_perm: int = 64, n: int = 5) -> LeanMinHash | None:
+    """The MinHash of ``normalised`` text (a datasketch ``LeanMinHash``), or None if empty."""
+    values = hash_values(normalised, num_perm, n)
+    return None if values is None else _lean(values)
 
 
 def signature_bytes(sig: LeanMinHash) -> bytes:
@@ -70,8 +106,7 @@ def signature_bytes(sig: LeanMinHash) -> bytes:
 
 
 def signature_from_bytes(data: bytes) -> LeanMinHash:
-    values = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    return LeanMinHash(seed=SEED, hashvalues=values, scheme=SCHEME)
+    return _lean(np.frombuffer(data, dtype="<u4").astype(np.uint32))
 
 
 def band_params(threshold: float, num_perm: int) -> tuple[int, int]:

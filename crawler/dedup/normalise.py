@@ -4,6 +4,13 @@
 ``boilerplate.yaml`` (counters, print/share controls, prev/next links...), case-folds, and removes
 all whitespace, punctuation and separator/control characters, so that trivial differences do not
 defeat exact dedup. ``text_hash`` is the sha256 of that string.
+
+Speed (the result is exactly the one of the plain definition, see tests/test_dedup_state.py):
+NFKC is computed as NFC of the text with each compatibility character replaced by its NFKD
+(NFKC(s) = NFC(NFKD(s)), and NFKD is the canonical reordering of the per-character
+decompositions), done on the code-point array with numpy when every such replacement is a single
+BMP character, which is the case for full-width punctuation; NFC then returns at once on its quick
+check. The final deletion of dropped categories is a numpy mask over the code points.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 BOILERPLATE_FILE = Path(__file__).with_name("boilerplate.yaml")
@@ -22,6 +30,8 @@ BOILERPLATE_FILE = Path(__file__).with_name("boilerplate.yaml")
 #: (including zero-width format characters), math and modifier symbols (``~`` ``|`` ``^`` ...).
 #: Private-use (some sites draw rare name characters there) and unassigned code points are kept.
 DROPPED_CATEGORIES = ("P", "Z", "Cc", "Cf", "Sm", "Sk")
+
+_BMP = 0x10000
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +53,60 @@ def _drop_table() -> dict[int, None]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _drop_mask() -> np.ndarray:
+    """``_drop_table`` as a boolean array indexed by code point."""
+    mask = np.zeros(0x110000, dtype=bool)
+    mask[np.fromiter(_drop_table(), dtype=np.int64)] = True
+    return mask
+
+
+#: ``_compat_map`` value of a compatibility character whose NFKD is more than one character.
+_COMPLEX = 0x110000
+
+
+@lru_cache(maxsize=1)
+def _compat_map() -> np.ndarray:
+    """BMP code point -> the code point of its one-character NFKD where that differs from its
+    NFD, :data:`_COMPLEX` where that NFKD is longer, else the code point itself."""
+    mapping = np.arange(_BMP, dtype=np.uint32)
+    for cp in range(_BMP):
+        ch = chr(cp)
+        nfkd = unicodedata.normalize("NFKD", ch)
+        if nfkd != unicodedata.normalize("NFD", ch):
+            mapping[cp] = ord(nfkd) if len(nfkd) == 1 else _COMPLEX
+    return mapping
+
+
+def _codes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _from_codes(codes: np.ndarray) -> str:
+    return codes.astype("<u4", copy=False).tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def nfkc(text: str) -> str:
+    """``unicodedata.normalize("NFKC", text)``, faster on text whose compatibility characters
+    each decompose to one BMP character (see module doc)."""
+    codes = _codes(text)
+    if not len(codes) or int(codes.max()) >= _BMP:
+        return unicodedata.normalize("NFKC", text)
+    mapped = _compat_map()[codes]
+    if int(mapped.max()) >= _COMPLEX:
+        return unicodedata.normalize("NFKC", text)
+    if not np.array_equal(mapped, codes):
+        text = _from_codes(mapped)
+    return unicodedata.normalize("NFC", text)
+
+
+def drop_categories(text: str) -> str:
+    """``text`` without the characters of :data:`DROPPED_CATEGORIES`."""
+    codes = _codes(text)
+    keep = ~_drop_mask()[codes]
+    return text if keep.all() else _from_codes(codes[keep])
+
+
 def _is_boilerplate(line: str, max_chars: int, pattern: re.Pattern[str]) -> bool:
     return len(line) <= max_chars and pattern.match(line) is not None
 
@@ -52,10 +116,10 @@ def normalise_text(text: str) -> str:
     if not text:
         return ""
     max_chars, pattern = _boilerplate()
-    lines = unicodedata.normalize("NFKC", text).splitlines()
+    lines = nfkc(text).splitlines()
     kept = [ln for ln in (ln.strip() for ln in lines) if ln and not _is_boilerplate(ln, max_chars,
                                                                                 pattern)]
-    return "".join(kept).casefold().translate(_drop_table())
+    return drop_categories("".join(kept).casefold())
 
 
 def text_hash(text: str) -> str:
