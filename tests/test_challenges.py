@@ -9,7 +9,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, REPO, load_jsonl
 from scrapy.http import HtmlResponse, Request
 from scrapy.statscollectors import MemoryStatsCollector
 from scrapy.utils.test import get_crawler
@@ -17,6 +16,7 @@ from scrapy.utils.test import get_crawler
 from crawler.challenges import CHALLENGE_STATUSES, detect_challenge
 from crawler.extract import extract
 from crawler.items import ARTICLE, PageItem, ResponseRecord
+from tests.conftest import CORPUS, REPO, load_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "challenges"
 CLOUDFLARE = (FIXTURES / "cloudflare_managed_403.html").read_bytes()

@@ -7,7 +7,7 @@ import socket
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from conftest import local_server, run_govcrawl
+from tests.conftest import local_server, run_govcrawl
 
 
 def closed_port() -> int:

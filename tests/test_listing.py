@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CORPUS, REPO, load_jsonl
 
 from crawler import listing
 from crawler.attachments import is_attachment
+from tests.conftest import CORPUS, REPO, load_jsonl
 
 MANIFEST = {row["id"]: row for row in load_jsonl(CORPUS / "manifest.jsonl")}
 

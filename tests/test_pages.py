@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CASSETTES, CORPUS, REPO, load_jsonl
 
 from crawler import listing, pages
 from crawler.attachments import is_attachment
 from crawler.cassette import load_cassette
 from crawler.extract import decode_html
 from crawler.profiles import load_profiles
+from tests.conftest import CASSETTES, CORPUS, REPO, load_jsonl
 
 CASES_PATH = REPO / "tests" / "fixtures" / "pages" / "cases.yaml"
 CASES: list[dict[str, Any]] = yaml.safe_load(CASES_PATH.read_text(encoding="utf-8"))
@@ -124,7 +124,7 @@ def test_auto_recognises_each_page_by_its_format(name, family):
 def test_the_profile_cms_decides_what_is_read():
     """A Hanweb column page read as TRS is plain HTML: no dataproxy.jsp paging; read as Hanweb
     (or auto) it pages on through dataproxy.jsp."""
-    from test_listing import HANWEB_PAGE
+    from tests.test_listing import HANWEB_PAGE
 
     url = "http://www.ningbo.gov.cn/col/col1229116967/index.html"
     options = pages.PageOptions(hanweb_perpage=2)

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import REPO, local_server
+
+from tests.conftest import REPO, local_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import CASSETTES, REPO
 
 from crawler.profiles import ProfileError, load_profiles, parse_profile
+from tests.conftest import CASSETTES, REPO
 
 PROFILES = load_profiles()
 #: These crawls stop after dedup (which records the URL state); tests/test_crawl.py runs the

@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO
-
 from crawler import urls
+from tests.conftest import REPO
 
 
 def test_canonicalize_drops_sessions_and_calendar_params():
