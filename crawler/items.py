@@ -92,6 +92,8 @@ class Document:
     text: str = ""
     title: str | None = None
     published: str | None = None  # 发布日期, YYYY-MM-DD
+    #: where ``published`` was read: ``page`` (visible date), ``meta`` (<meta>), ``url``, or None
+    published_from: str | None = None
     written: str | None = None  # 成文日期, YYYY-MM-DD
     source: str | None = None  # 来源
     publisher: str | None = None  # 发布机构 / 发文机关

@@ -217,6 +217,7 @@ def test_outcomes_shape_the_layout(archived):
     assert meta["hashes"]["text_sha256"] == hashlib.sha256(
         archived["local"][f"docs/{wanzai}/d006/v1/text"]).hexdigest()
     assert meta["http"]["status"] == 200
+    assert (meta["published"], meta["published_from"]) == ("2017-05-15", "page")
     assert meta["http"]["headers"]["last-modified"].startswith("Sat")
     assert "set-cookie" not in meta["http"]["headers"]
     assert meta["pages"][0]["warc"]["key"].startswith(f"crawls/{CRAWL}/warc/")

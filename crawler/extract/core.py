@@ -24,6 +24,8 @@ _WS = re.compile(r"[ \t\u3000\xa0]+")
 #: Lines this long are paragraphs: a repeat of one is repeated content.
 LONG_LINE = 20
 HEAD_LINES = 3
+#: ``Document.published_from`` values: where the published date was read.
+PAGE, META, URL = "page", "meta", "url"
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -242,17 +244,38 @@ def _fill_fields(
     doc.source = fields["source"] or fields["publisher"] or meta.meta_value(tags, "source")
     if doc.source and doc.title and normalise(doc.source) == normalise(doc.title):
         doc.source = fields["publisher"]
-    published = fields["published"] or meta.parse_date(meta.meta_value(tags, "published"))
-    if not published:
-        for seg in reversed(before[-12:]):
-            published = meta.only_date(seg)
-            if published:
-                break
-    if not published and not _has_empty_date_label(before):
-        published = meta.url_date(url)
-        if not published and html_text is not None:
-            published = _htmldate(html_text, url)
-    doc.published = published
+    doc.published, doc.published_from = _published(fields, tags, before, url, html_text)
+
+
+def _published(
+    fields: dict[str, str | None],
+    tags: dict[str, str],
+    before: list[str],
+    url: str,
+    html_text: str | None,
+) -> tuple[str | None, str | None]:
+    """(发布日期, where it came from): the page's visible date (a 发布时间 label, or a line that is
+    only a date before the article), then the page's ``<meta>`` (PubDate, firstpublishedtime,
+    article:published_time …), then the date in the URL (TRS ``/YYYYMM/tYYYYMMDD_``,
+    ``/art/YYYY/M/D/``). htmldate is the last resort, read from the page's markup (``page``);
+    it is not asked when the page shows an empty date label (the page itself says it has none)."""
+    if fields["published"]:
+        return fields["published"], PAGE
+    for seg in reversed(before[-12:]):
+        published = meta.only_date(seg)
+        if published:
+            return published, PAGE
+    published = meta.parse_date(meta.meta_value(tags, "published"))
+    if published:
+        return published, META
+    published = meta.url_date(url)
+    if published:
+        return published, URL
+    if html_text is not None and not _has_empty_date_label(before):
+        published = _htmldate(html_text, url)
+        if published:
+            return published, PAGE
+    return None, None
 
 
 def _has_empty_date_label(before: list[str]) -> bool:
