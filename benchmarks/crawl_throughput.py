@@ -1,15 +1,20 @@
 """End-to-end crawl throughput against a local server, beside plain trafilatura on the same pages.
 
-    python benchmarks/crawl_throughput.py [--pages 50000] [--workers 2]
+    python benchmarks/crawl_throughput.py [--pages 50000] [--no-peer] [--profile DIR]
 
 Pages are generated from real corpus article templates (tests/corpus/pages) with their body
 container refilled by varied text from the seed reports; list pages use TRS ``createPageHTML``
 pagination. Some pages are exact duplicates of others (another URL), some near-duplicates (~2% of
 characters edited) and some carry the injected spam line. A local twisted.web server (its own
-process) serves them; ``govcrawl crawl`` (its own process) crawls them with the real pipeline into
-a temporary local archive. Reported: pages/s, CPU time per page, RSS at 5,000 and at the end, and
-plain ``trafilatura.extract`` pages/s on one core over a sample of the same pages. The last line is
-``ratio=<e2e pages/s / trafilatura pages/s> rss_growth=<RSS at end / RSS at 5k pages>``.
+process) serves them; ``govcrawl crawl`` (its own process) crawls them with the product's default
+settings (except :data:`LOOPBACK`, printed first) and the real pipeline into a temporary local
+archive. Then, against the same server and pages, the *peer*: the plain Scrapy project in
+``benchmarks/peer`` (``trafilatura.extract`` in an item pipeline, a JSON Lines feed, every list page
+a start URL). Reported: pages/s, CPU time per page (every process of the crawl), RSS at 5,000 pages,
+at the end and at its peak, and plain ``trafilatura.extract`` on one core over a sample of the same
+pages. The last line is ``ratio=<our pages/s / trafilatura pages/s> cpu_ratio=<trafilatura CPU ms
+per page / our CPU ms per page> rss_growth=<RSS at end / RSS at 5k pages> peer_ratio=<our pages/s
+/ the peer's pages/s>``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "corpus"
@@ -205,12 +211,112 @@ def plain_trafilatura_rate(site: Site, sample: int) -> float:
     return sample / (time.process_time() - start)
 
 
+#: What a loopback benchmark must change from the product's defaults (nothing else is set):
+#: the local server has no robots.txt, answers at once, and is one host.
+LOOPBACK = {
+    "ROBOTSTXT_OBEY": "False",
+    "AUTOTHROTTLE_ENABLED": "False",
+    "CONCURRENT_REQUESTS_PER_DOMAIN": "16",  # = Scrapy's CONCURRENT_REQUESTS (global) default
+}
+
+
+class Run:
+    """One crawl process tree, sampled every 0.25 s: wall time, CPU of every process, RSS."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: str, served: Any,
+                 early: int, pages: int):
+        self.command, self.env, self.cwd = command, env, cwd
+        self.served, self.early, self.pages = served, early, pages
+        self.rss_early = self.rss_late = self.rss_peak = 0
+        self.cpu_by_pid: dict[int, float] = {}
+        self.elapsed = 0.0
+        self.output = ""
+        self.returncode: int | None = None
+
+    def run(self) -> Run:
+        self.served.value = 0
+        started = time.monotonic()
+        with open(Path(self.cwd) / "stderr.log", "w") as err:
+            proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd,
+                                    stdout=subprocess.PIPE, stderr=err, text=True)
+            while proc.poll() is None:
+                rss = sample_tree(proc.pid, self.cpu_by_pid)
+                self.rss_peak = max(self.rss_peak, rss)
+                if not self.rss_early and self.served.value >= self.early:
+                    self.rss_early = rss
+                if self.served.value >= self.pages:  # every page served; workers still alive
+                    self.rss_late = self.rss_late or rss
+                time.sleep(0.25)
+        self.elapsed = time.monotonic() - started
+        self.output = proc.stdout.read() if proc.stdout else ""
+        self.returncode = proc.returncode
+        self.pid = proc.pid
+        return self
+
+    @property
+    def docs(self) -> int:
+        return self.served.value
+
+    @property
+    def rate(self) -> float:
+        return self.docs / self.elapsed
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds of the whole tree (the last sample of each process: ~0.25 s blind)."""
+        return sum(self.cpu_by_pid.values())
+
+    def cpu_ms_per_page(self, pid: int | None = None) -> float:
+        cpu = self.cpu_by_pid.get(pid, 0.0) if pid else self.cpu
+        return 1000 * cpu / max(self.docs, 1)
+
+
+def ours(base: str, args: argparse.Namespace, served: Any, tmp: str) -> Run:
+    """``govcrawl crawl`` of the local site with the product's defaults + :data:`LOOPBACK`."""
+    profile = Path(tmp) / "bench.yaml"
+    profile.write_text(json.dumps({
+        "name": "bench", "title": "benchmark site", "start_urls": [f"{base}/xxgk/index.html"],
+        "allowed_domains": ["127.0.0.1"], "article_patterns": [r"/t\d{8}_\d+\.html$"],
+        "list_patterns": [r"/xxgk/index(_\d+)?\.html$"],
+        "max_pages": args.pages // PER_LIST + 10, "max_depth": 1,
+    }), encoding="utf-8")
+    python = [sys.executable]
+    if args.profile:
+        python += ["-m", "cProfile", "-o", str(Path(args.profile).resolve() / "crawl.prof")]
+    command = [*python, "-m", "crawler.cli", "crawl", "bench",
+               "--archive", f"{tmp}/archive", "--state-dir", f"{tmp}/state"]
+    for name, value in LOOPBACK.items():
+        command += ["-s", f"{name}={value}"]
+    env = {**os.environ, "GOVCRAWL_PROFILES": str(profile), "PYTHONPATH": str(REPO)}
+    run = Run(command, env, tmp, served, args.early, args.pages).run()
+    files = Path(tmp, "archive").rglob("*")
+    run.archive_bytes = sum(f.stat().st_size for f in files if f.is_file())
+    return run
+
+
+def peer(base: str, site: Site, args: argparse.Namespace, served: Any, tmp: str) -> Run:
+    """The plain Scrapy project in benchmarks/peer, handed every list page as a start URL."""
+    lists = [f"{base}/xxgk/index{'' if n == 0 else f'_{n}'}.html" for n in range(site.n_lists)]
+    start_file = Path(tmp) / "lists.txt"
+    start_file.write_text("\n".join(lists), encoding="utf-8")
+    command = [sys.executable, "-m", "scrapy", "crawl", "articles", "-a",
+               f"start_file={start_file}", "-O", f"{tmp}/peer.jsonl"]
+    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "peer.settings",
+           "PYTHONPATH": str(REPO / "benchmarks" / "peer")}
+    run = Run(command, env, tmp, served, args.early, args.pages).run()
+    with open(f"{tmp}/peer.jsonl", encoding="utf-8") as fh:
+        run.items = sum(1 for _ in fh)
+    return run
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=50_000, help="article pages to crawl")
-    parser.add_argument("--workers", type=int, default=2, help="extraction worker processes")
     parser.add_argument("--sample", type=int, default=2_000, help="pages for plain trafilatura")
     parser.add_argument("--early", type=int, default=5_000, help="RSS compared at this count")
+    parser.add_argument("--no-peer", action="store_true", help="skip the plain Scrapy project")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="run our crawl under cProfile, writing DIR/crawl.prof")
     args = parser.parse_args()
 
     port, served = multiprocessing.Value("i", 0), multiprocessing.Value("l", 0)
@@ -221,67 +327,46 @@ def main() -> int:
             break
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port.value}"
-
-    with tempfile.TemporaryDirectory(prefix="govcrawl-bench-") as tmp:
-        profile = Path(tmp) / "bench.yaml"
-        profile.write_text(json.dumps({
-            "name": "bench", "title": "benchmark site", "start_urls": [f"{base}/xxgk/index.html"],
-            "allowed_domains": ["127.0.0.1"], "article_patterns": [r"/t\d{8}_\d+\.html$"],
-            "list_patterns": [r"/xxgk/index(_\d+)?\.html$"],
-            "max_pages": args.pages // PER_LIST + 10, "max_depth": 1,
-        }), encoding="utf-8")
-        settings = {
-            "ROBOTSTXT_OBEY": "False", "AUTOTHROTTLE_ENABLED": "False", "DEPTH_LIMIT": "0",
-            "CONCURRENT_REQUESTS": "32", "CONCURRENT_REQUESTS_PER_DOMAIN": "32",
-            "GOVCRAWL_EXTRACT_WORKERS": str(args.workers), "LOG_LEVEL": "WARNING",
-            "GOVCRAWL_PROGRESS_INTERVAL": "0",
-        }
-        command = [sys.executable, "-m", "crawler.cli", "crawl", "bench",
-                   "--archive", f"{tmp}/archive", "--state-dir", f"{tmp}/state"]
-        for name, value in settings.items():
-            command += ["-s", f"{name}={value}"]
-        env = {**os.environ, "GOVCRAWL_PROFILES": str(profile), "PYTHONPATH": str(REPO)}
-
-        started = time.monotonic()
-        crawl = subprocess.Popen(command, env=env, cwd=tmp, stdout=subprocess.PIPE, text=True)
-        rss_early = rss_late = rss_peak = 0
-        cpu_by_pid: dict[int, float] = {}
-        while crawl.poll() is None:
-            rss = sample_tree(crawl.pid, cpu_by_pid)
-            rss_peak = max(rss_peak, rss)
-            if not rss_early and served.value >= args.early:
-                rss_early = rss
-            if served.value >= args.pages:  # every page served; workers still alive
-                rss_late = rss_late or rss
-            time.sleep(0.25)
-        elapsed = time.monotonic() - started
-        output = crawl.stdout.read() if crawl.stdout else ""
-        cpu = sum(cpu_by_pid.values())  # the last sample of each process (a ~0.25 s blind spot)
-        main_cpu = cpu_by_pid.get(crawl.pid, 0.0)
-        docs = served.value
-        files = Path(tmp, "archive").rglob("*")
-        archive_bytes = sum(f.stat().st_size for f in files if f.is_file())
-
-    server.terminate()
-    server.join(5)
     site = Site(args.pages)
+    workers = len(os.sched_getaffinity(0))
+    print("product defaults, except what a loopback benchmark must change: "
+          + ", ".join(f"{k}={v}" for k, v in LOOPBACK.items())
+          + f" (GOVCRAWL_EXTRACT_WORKERS=auto: {workers} on this machine)", flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="govcrawl-bench-") as tmp:
+            us = ours(base, args, served, tmp)
+        them = None
+        if not args.no_peer:
+            with tempfile.TemporaryDirectory(prefix="govcrawl-bench-peer-") as tmp:
+                them = peer(base, site, args, served, tmp)
+    finally:
+        server.terminate()
+        server.join(5)
     plain = plain_trafilatura_rate(site, min(args.sample, args.pages))
-    e2e = docs / elapsed
-    print(output.strip())
-    print(f"articles served={docs} of {args.pages}; crawl exit code {crawl.returncode}")
-    print(f"end-to-end: {e2e:.1f} pages/s over {elapsed:.1f} s wall, "
-          f"{1000 * cpu / max(docs, 1):.2f} ms CPU/page in the crawl's processes "
-          f"({1000 * main_cpu / max(docs, 1):.2f} in the Scrapy process, the rest in "
-          f"{args.workers} extraction workers)")
-    print(f"archive: {archive_bytes / 1e6:.1f} MB")
-    print(f"plain trafilatura.extract: {plain:.1f} pages/s on one core "
-          f"({min(args.sample, args.pages)} of the same pages)")
-    print(f"RSS (crawl process tree): {rss_early / 1024:.0f} MiB at {args.early} pages, "
-          f"{rss_late / 1024:.0f} MiB at {args.pages}, "
-          f"peak {rss_peak / 1024:.0f} MiB")
-    growth = rss_late / rss_early if rss_early and rss_late else float("nan")
-    print(f"ratio={e2e / plain:.2f} rss_growth={growth:.2f}")
-    return 0 if crawl.returncode == 0 else 1
+    plain_ms = 1000 / plain
+    print(us.output.strip())
+    print(f"articles served={us.docs} of {args.pages}; crawl exit code {us.returncode}")
+    print(f"end-to-end: {us.rate:.1f} pages/s over {us.elapsed:.1f} s wall, "
+          f"{us.cpu_ms_per_page():.2f} ms CPU/page in the crawl's processes "
+          f"({us.cpu_ms_per_page(us.pid):.2f} in the Scrapy process, the rest in "
+          f"{workers} extraction workers)")
+    print(f"archive: {us.archive_bytes / 1e6:.1f} MB")
+    print(f"plain trafilatura.extract: {plain:.1f} pages/s = {plain_ms:.2f} ms CPU/page on one "
+          f"core ({min(args.sample, args.pages)} of the same pages)")
+    print(f"RSS (crawl process tree): {us.rss_early / 1024:.0f} MiB at {args.early} pages, "
+          f"{us.rss_late / 1024:.0f} MiB at {args.pages}, peak {us.rss_peak / 1024:.0f} MiB")
+    peer_part = ""
+    if them is not None:
+        print(f"peer (plain Scrapy + trafilatura pipeline + JSON Lines feed, benchmarks/peer): "
+              f"{them.rate:.1f} pages/s over {them.elapsed:.1f} s wall, "
+              f"{them.cpu_ms_per_page():.2f} ms CPU/page, {them.items} items of {them.docs} "
+              f"articles served, exit code {them.returncode}")
+        peer_part = f" peer_ratio={us.rate / them.rate:.2f}"
+    growth = us.rss_late / us.rss_early if us.rss_early and us.rss_late else float("nan")
+    print(f"ratio={us.rate / plain:.2f} cpu_ratio={plain_ms / us.cpu_ms_per_page():.2f} "
+          f"rss_growth={growth:.2f}{peer_part}")
+    ok = us.returncode == 0 and (them is None or them.returncode == 0)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

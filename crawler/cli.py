@@ -112,6 +112,16 @@ def validate_archive_uri(uri: str) -> str:
         raise UsageError(str(exc)) from None
 
 
+def check_extract_workers(settings: Any) -> None:
+    """Refuse a ``GOVCRAWL_EXTRACT_WORKERS`` that is neither ``auto`` nor a count (exit 2)."""
+    from pipelines.extract import extract_workers
+
+    try:
+        extract_workers(settings.get("GOVCRAWL_EXTRACT_WORKERS"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def check_archive(settings: Any) -> None:
     """Refuse to start when the archive is misconfigured (no such bucket, refused credentials).
 
@@ -160,6 +170,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     url = validate_url(args.url)
     overrides = {"LOG_LEVEL": "CRITICAL", **common_overrides(args)}  # we print the one error line
+    # One page: extraction inline, a worker pool would cost more to start than it saves.
+    overrides.setdefault("GOVCRAWL_EXTRACT_WORKERS", 0)
     if args.cassette:
         overrides["GOVCRAWL_CASSETTE"] = args.cassette
         replay_only = overrides.get("GOVCRAWL_RECORD_MODE", "none") == "none"
@@ -172,6 +184,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         overrides["ITEM_PIPELINES"] = {"pipelines.extract.ExtractionPipeline": 100}
         overrides["EXTENSIONS"]["crawler.extensions.CrawlReport"] = None
     settings = project_settings(overrides)
+    check_extract_workers(settings)
     if args.archive:  # keep a log of what was archived; the terminal gets only the one error line
         log_to_file(args, settings, "fetch")
         check_archive(settings)
@@ -225,6 +238,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         overrides["GOVCRAWL_CASSETTE_DIR"] = args.cassettes
         overrides.setdefault("AUTOTHROTTLE_ENABLED", False)  # replayed responses are instant
     settings = project_settings(overrides)
+    check_extract_workers(settings)
     known = available_spiders(settings)
     broken = read_profiles().invalid
     if args.all:

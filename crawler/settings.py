@@ -24,6 +24,11 @@ GOVCRAWL_NETWORK_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11Downloa
 #: A page that names the crawler and how to reach its operator (sent in the User-Agent).
 GOVCRAWL_CONTACT_URL = "https://github.com/govcrawl/govcrawl"
 
+#: Extraction worker processes: ``auto`` = one per CPU this process may use
+#: (``os.sched_getaffinity``), a number to set it, 0 = inline on the reactor thread (what
+#: ``govcrawl fetch`` of one URL uses: a pool would cost more than it saves).
+GOVCRAWL_EXTRACT_WORKERS = "auto"
+
 # --- politeness -----------------------------------------------------------------------------
 USER_AGENT = f"govcrawl/0.1 (+{GOVCRAWL_CONTACT_URL})"
 ROBOTSTXT_OBEY = True

@@ -1,8 +1,10 @@
 """Extraction stage: turn each article's raw response(s) into a clean :class:`Document`.
 
-Extraction is the crawl's main CPU cost. With ``GOVCRAWL_EXTRACT_WORKERS = N > 0`` it runs in N
-worker processes so the reactor keeps downloading meanwhile; with 0 it runs inline (quickest to
-start, used by ``govcrawl fetch``).
+Extraction is the crawl's main CPU cost. ``GOVCRAWL_EXTRACT_WORKERS`` is ``auto`` by default: as
+many worker processes as CPUs this process may run on (``os.sched_getaffinity``), so the reactor
+keeps downloading meanwhile and extraction uses every core. A number sets the count; 0 runs
+extraction inline on the reactor thread (quickest to start: ``govcrawl fetch`` of one URL does
+that).
 """
 
 from __future__ import annotations
@@ -48,6 +50,21 @@ def extract_pages(pages: list[ResponseRecord]) -> Document:
     return doc
 
 
+def extract_workers(value: Any) -> int:
+    """Worker processes for a ``GOVCRAWL_EXTRACT_WORKERS`` value: ``auto`` (or unset) = the CPUs
+    this process may use, else a whole number >= 0. Raises ValueError for anything else."""
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("", "auto"):
+        return len(os.sched_getaffinity(0))
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = -1
+    if workers < 0:
+        raise ValueError(f"GOVCRAWL_EXTRACT_WORKERS must be 'auto' or a number >= 0, got {value!r}")
+    return workers
+
+
 def _lower_priority() -> None:
     """Worker start-up: yield the CPU to the crawl process, whose work (downloading, dedup,
     archiving) is serial; workers only soak up what it leaves free."""
@@ -65,9 +82,15 @@ class ExtractionPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ExtractionPipeline:
-        return cls(crawler, workers=crawler.settings.getint("GOVCRAWL_EXTRACT_WORKERS", 0))
+        workers = extract_workers(crawler.settings.get("GOVCRAWL_EXTRACT_WORKERS"))
+        return cls(crawler, workers=workers)
 
     def open_spider(self) -> None:
+        self.stats.set_value("govcrawl/extract_workers", self.workers)
+        if self.workers:
+            logger.info("extraction in %d worker processes", self.workers)
+        else:
+            logger.info("extraction inline (GOVCRAWL_EXTRACT_WORKERS=0)")
         if self.workers > 0:
             context = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context,

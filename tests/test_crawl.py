@@ -107,3 +107,11 @@ def test_liuzhi_report_printed_twice_on_the_page_is_archived_once(two_crawls):
     assert text.count(first_paragraph) == 1
     assert text.count(last_paragraph) == 1
     assert "黔ICP备17007817号" not in text and "使用浏览器的分享功能" not in text
+
+
+def test_crawl_extracts_in_one_worker_per_usable_cpu_by_default(two_crawls):
+    import os
+
+    archive, *_ = two_crawls
+    log = (archive.parent / "state" / "logs" / "crawl.log").read_text(encoding="utf-8")
+    assert f"extraction in {len(os.sched_getaffinity(0))} worker processes" in log
