@@ -381,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_archive(sub)
 
+    from crawler.index.cli import register as register_index
+    from crawler.serve.cli import register as register_serve
+
+    register_index(sub)
+    register_serve(sub)
+
     p = sub.add_parser("schedule", help="re-crawl sites on their profiles' cron schedules")
     p.add_argument("--once", action="store_true", help="run what is due now, then exit (for cron)")
     p.add_argument("--log-file", metavar="FILE", help="default: <state dir>/schedule.log")

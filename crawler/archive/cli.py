@@ -245,6 +245,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p = actions.add_parser("rebuild-state", parents=[common],
                            help="rebuild the dedup state of --state-dir from the archive")
     p.set_defaults(func=_guard(cmd_rebuild_state))
+
+    from crawler.export.wacz import register as register_wacz
+
+    register_wacz(actions, common, _guard)
     return parser
 
 

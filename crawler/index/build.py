@@ -1,0 +1,417 @@
+"""Build or update the SQLite index of an archive from its crawl manifests (sqlite-utils).
+
+Incremental: the index remembers, per crawl, how many bytes and lines of ``manifest.jsonl`` it has
+read (a manifest only grows), so a run reads only manifests that are new or have grown, and only
+their new lines. Document objects (``meta.json``, ``text``) are read for the lines that stored
+them. Tables:
+
+``documents``       one row per document: its latest version's metadata, text and attachment text
+``versions``        every stored version (text, title, fetch time, raw capture location)
+``aliases``         duplicate URLs pointing to their canonical document
+``near_duplicates`` near-duplicate documents and the document they resemble
+``attachments``     one row per attachment content (sha256), with its text when archived
+``attachment_refs`` where each attachment was linked from (url, name, page)
+``doc_attachments`` the attachments a document's latest version lists (url, name)
+``findings``        page-level flags per document version
+``crawls``          crawl reports; ``_manifests`` the bookkeeping of what was read
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from crawler.archive import layout
+from crawler.archive.archive import Archive
+
+SCHEMA_VERSION = 1
+DOC_OUTCOMES = ("new", "changed", "near_duplicate")
+#: Archive key of an attachment's extracted text (written by the attachment text extraction).
+ATTACHMENT_TEXT = "text"
+ATTACHMENT_TEXT_META = "text.json"
+FTS_COLUMNS = ["title", "text", "attachment_text"]
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class IndexDbError(Exception):
+    """The index database cannot be used (another archive's index, a newer schema)."""
+
+
+@dataclass
+class IndexStats:
+    crawls_read: int = 0
+    crawls_skipped: int = 0
+    lines: int = 0
+    versions: int = 0
+    aliases: int = 0
+    attachments: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"{self.crawls_read} new or grown manifests read "
+                f"({self.crawls_skipped} unchanged), "
+                f"{self.lines} lines: {self.versions} document versions, {self.aliases} aliases, "
+                f"{self.attachments} attachments in {self.seconds:.1f}s")
+
+
+def open_index(db_path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) the index database with its tables, indexes and FTS."""
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(db_path)
+    db.execute("PRAGMA journal_mode=WAL")
+    _create_schema(db)
+    return db
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    tables = {
+        "_meta": ({"key": str, "value": str}, "key"),
+        "_manifests": ({"crawl_id": str, "bytes": int, "lines": int, "report_bytes": int},
+                       "crawl_id"),
+        "documents": ({
+            "doc_id": str, "site": str, "url": str, "final_url": str, "title": str,
+            "published": str, "year": int, "written": str, "source": str, "publisher": str,
+            "index_no": str, "doc_no": str, "topic": str, "version": int, "versions": int,
+            "crawl_id": str, "first_fetched": str, "fetched_at": str, "last_seen": str,
+            "text": str, "attachment_text": str, "attachment_count": int,
+            "has_attachments": int, "has_findings": int, "findings": str, "spam_removed": str,
+            "removed": str, "page_meta": str, "canonical_id": str, "similarity": float,
+            "outcome": str, "text_key": str, "meta_key": str,
+        }, "doc_id"),
+        "versions": ({
+            "doc_id": str, "version": int, "site": str, "crawl_id": str, "fetched_at": str,
+            "title": str, "published": str, "url": str, "final_url": str, "outcome": str,
+            "text": str, "text_hash": str, "pages": str, "text_key": str, "meta_key": str,
+        }, ("doc_id", "version")),
+        "aliases": ({
+            "url": str, "final_url": str, "site": str, "doc_id": str, "canonical_id": str,
+            "crawl_id": str, "fetched_at": str, "title": str,
+        }, ("url", "canonical_id")),
+        "near_duplicates": ({"doc_id": str, "version": int, "canonical_id": str,
+                             "similarity": float}, ("doc_id", "version")),
+        "attachments": ({
+            "sha256": str, "bytes": int, "content_type": str, "name": str, "url": str,
+            "first_crawl": str, "body_key": str, "text": str, "text_meta": str,
+        }, "sha256"),
+        "attachment_refs": ({
+            "sha256": str, "url": str, "final_url": str, "name": str, "found_on": str,
+            "crawl_id": str, "fetched_at": str,
+        }, ("sha256", "url", "found_on")),
+        "doc_attachments": ({"doc_id": str, "position": int, "url": str, "name": str},
+                            ("doc_id", "position")),
+        "findings": ({"doc_id": str, "version": int, "finding": str},
+                     ("doc_id", "version", "finding")),
+        "crawls": ({
+            "crawl_id": str, "site": str, "started": str, "finished": str,
+            "finish_reason": str, "pages_fetched": int, "new": int, "changed": int,
+            "duplicate": int, "near_duplicate": int, "unchanged": int, "attachments": int,
+            "spam_removed": int, "not_found": int, "errors": int, "errors_by_kind": str,
+            "bytes_stored": int, "duration_s": float, "report": str,
+        }, "crawl_id"),
+    }
+    for name, (columns, pk) in tables.items():
+        db[name].create(columns, pk=pk, if_not_exists=True)
+    for table, columns in [
+        ("documents", ["site"]), ("documents", ["year"]), ("documents", ["publisher"]),
+        ("documents", ["topic"]), ("documents", ["published"]), ("versions", ["crawl_id"]),
+        ("aliases", ["canonical_id"]), ("near_duplicates", ["canonical_id"]),
+        ("attachment_refs", ["url"]), ("doc_attachments", ["url"]), ("crawls", ["site"]),
+    ]:
+        db[table].create_index(columns, if_not_exists=True)
+    if not db["documents_fts"].exists():
+        db["documents"].enable_fts(FTS_COLUMNS, tokenize="trigram", create_triggers=True)
+    db.create_view("document_attachments", """
+        SELECT d.doc_id, d.position, d.url, d.name, r.sha256, a.bytes, a.content_type,
+               a.text IS NOT NULL AS has_text
+        FROM doc_attachments d
+        LEFT JOIN attachment_refs r ON r.url = d.url AND r.found_on IS NOT NULL
+        LEFT JOIN attachments a ON a.sha256 = r.sha256
+        GROUP BY d.doc_id, d.position""", ignore=True)
+    db["_meta"].upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
+
+
+def _bind(db: sqlite_utils.Database, uri: str) -> None:
+    """An index belongs to one archive: refuse to mix two archives in one database."""
+    row = next(db.query("SELECT value FROM _meta WHERE key = 'archive'"), None)
+    if row is None:
+        db["_meta"].upsert({"key": "archive", "value": uri}, pk="key")
+    elif row["value"] != uri:
+        raise IndexDbError(f"the index holds archive {row['value']}, not {uri} "
+                          "(use another --db for this archive)")
+
+
+def index_archive_uri(db: sqlite_utils.Database) -> str | None:
+    row = next(db.query("SELECT value FROM _meta WHERE key = 'archive'"), None)
+    return row["value"] if row else None
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _year(published: str | None) -> int | None:
+    m = re.match(r"(\d{4})-", published or "")
+    return int(m.group(1)) if m else None
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class _Builder:
+    def __init__(self, archive: Archive, db: sqlite_utils.Database, stats: IndexStats):
+        self.archive, self.db, self.stats = archive, db, stats
+        self.touched_docs: set[str] = set()
+
+    # -- manifests -------------------------------------------------------------------------
+    def crawl(self, crawl_id: str) -> None:
+        key = layout.manifest_key(crawl_id)
+        info = self.archive.retry(lambda: self.archive.store.head(key))
+        report_info = self.archive.retry(
+            lambda: self.archive.store.head(layout.report_key(crawl_id)))
+        size = info.size if info else 0
+        report_size = report_info.size if report_info else 0
+        done = self.db["_manifests"].get(crawl_id) if self._has(crawl_id) else None
+        if done and done["bytes"] == size and done["report_bytes"] == report_size:
+            self.stats.crawls_skipped += 1
+            return
+        self.stats.crawls_read += 1
+        lines = done["lines"] if done else 0
+        if not done or done["bytes"] != size:
+            entries = self.archive.manifest(crawl_id)
+            for entry in entries[lines:]:
+                self.entry(entry)
+            lines = len(entries)
+        if report_size:
+            self.report(crawl_id)
+        self.db["_manifests"].upsert({"crawl_id": crawl_id, "bytes": size, "lines": lines,
+                                      "report_bytes": report_size}, pk="crawl_id")
+
+    def _has(self, crawl_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM _manifests WHERE crawl_id = ?",
+                               [crawl_id]).fetchone() is not None
+
+    def entry(self, entry: dict[str, Any]) -> None:
+        self.stats.lines += 1
+        kind, outcome = entry.get("kind"), entry.get("outcome")
+        if kind == "attachment":
+            self.attachment(entry)
+        elif kind == "warc":
+            return
+        elif outcome in DOC_OUTCOMES and entry.get("doc_id") is not None:
+            self.version(entry)
+        elif outcome == "duplicate" and entry.get("canonical_id"):
+            self.alias(entry)
+        elif outcome == "unchanged" and entry.get("doc_id"):
+            self.db.execute("UPDATE documents SET last_seen = max(coalesce(last_seen, ''), ?) "
+                            "WHERE doc_id = ?", [entry.get("fetched_at") or "", entry["doc_id"]])
+        for obj in entry.get("objects") or []:  # attachment text archived by a later pass
+            key = obj.get("key") or ""
+            parts = key.split("/")
+            if parts[0] == layout.ATTACHMENTS and parts[-1] == ATTACHMENT_TEXT and len(parts) == 4:
+                self.attachment_text(parts[2])
+
+    # -- documents -------------------------------------------------------------------------
+    def version(self, entry: dict[str, Any]) -> None:
+        site, doc_id, version = entry.get("site") or "", entry["doc_id"], int(entry["version"])
+        text_key, meta_key = layout.doc_keys(site, doc_id, version)
+        for obj in entry.get("objects") or []:
+            key = obj.get("key") or ""
+            if key.endswith("/meta.json"):
+                meta_key = key
+            elif key.endswith("/text"):
+                text_key = key
+        try:
+            meta = self.archive.get_json(meta_key)
+            text = self.archive.get(text_key).decode("utf-8", "replace")
+        except KeyError:  # listed but not (yet) in the store, e.g. still spooled
+            return
+        self.stats.versions += 1
+        dedup = meta.get("dedup") or {}
+        findings = [str(f) for f in meta.get("findings") or []]
+        attachments = meta.get("attachments") or []
+        fetched = meta.get("fetched_at") or entry.get("fetched_at")
+        self.db["versions"].upsert({
+            "doc_id": doc_id, "version": version, "site": site,
+            "crawl_id": meta.get("crawl_id") or entry.get("crawl_id"), "fetched_at": fetched,
+            "title": meta.get("title"), "published": meta.get("published"),
+            "url": meta.get("url"), "final_url": meta.get("final_url"),
+            "outcome": dedup.get("outcome") or entry.get("outcome"), "text": text,
+            "text_hash": (meta.get("hashes") or {}).get("text_hash"),
+            "pages": _dump(meta.get("pages") or []), "text_key": text_key, "meta_key": meta_key,
+        }, pk=("doc_id", "version"))
+        for finding in findings:
+            self.db["findings"].upsert({"doc_id": doc_id, "version": version, "finding": finding},
+                                       pk=("doc_id", "version", "finding"))
+        canonical = meta.get("canonical_id")
+        if canonical:
+            self.db["near_duplicates"].upsert(
+                {"doc_id": doc_id, "version": version, "canonical_id": canonical,
+                 "similarity": dedup.get("similarity")}, pk=("doc_id", "version"))
+        current = self.db.execute("SELECT version, first_fetched FROM documents WHERE doc_id = ?",
+                                  [doc_id]).fetchone()
+        if current and current[0] > version:
+            self.db.execute("UPDATE documents SET versions = (SELECT count(*) FROM versions "
+                            "WHERE doc_id = ?), first_fetched = min(first_fetched, ?) "
+                            "WHERE doc_id = ?", [doc_id, fetched, doc_id])
+            return
+        first = min(current[1], fetched) if current and current[1] and fetched else fetched
+        count = self.db.execute("SELECT count(*) FROM versions WHERE doc_id = ?",
+                                [doc_id]).fetchone()[0]
+        published = meta.get("published")
+        self.db["documents"].upsert({
+            "doc_id": doc_id, "site": site, "url": meta.get("url"),
+            "final_url": meta.get("final_url"), "title": meta.get("title"),
+            "published": published, "year": _year(published), "written": meta.get("written"),
+            "source": meta.get("source"), "publisher": meta.get("publisher"),
+            "index_no": meta.get("index_no"), "doc_no": meta.get("doc_no"),
+            "topic": meta.get("topic"), "version": version, "versions": count,
+            "crawl_id": meta.get("crawl_id") or entry.get("crawl_id"),
+            "first_fetched": first, "fetched_at": fetched, "last_seen": fetched, "text": text,
+            "attachment_count": len(attachments), "has_attachments": int(bool(attachments)),
+            "has_findings": int(bool(findings)), "findings": _dump(findings),
+            "spam_removed": _dump(meta.get("spam_removed") or []),
+            "removed": _dump(meta.get("removed") or {}),
+            "page_meta": _dump(meta.get("page_meta") or {}), "canonical_id": canonical,
+            "similarity": dedup.get("similarity"),
+            "outcome": dedup.get("outcome") or entry.get("outcome"),
+            "text_key": text_key, "meta_key": meta_key,
+        }, pk="doc_id")
+        self.db.execute("DELETE FROM doc_attachments WHERE doc_id = ?", [doc_id])
+        self.db["doc_attachments"].insert_all(
+            ({"doc_id": doc_id, "position": i, "url": a.get("url"), "name": a.get("name")}
+             for i, a in enumerate(attachments)), pk=("doc_id", "position"))
+        self.touched_docs.add(doc_id)
+
+    def alias(self, entry: dict[str, Any]) -> None:
+        self.stats.aliases += 1
+        self.db["aliases"].upsert({
+            "url": entry.get("url"), "final_url": entry.get("final_url"),
+            "site": entry.get("site"), "doc_id": entry.get("doc_id"),
+            "canonical_id": entry["canonical_id"], "crawl_id": entry.get("crawl_id"),
+            "fetched_at": entry.get("fetched_at"), "title": entry.get("title"),
+        }, pk=("url", "canonical_id"))
+
+    # -- attachments -----------------------------------------------------------------------
+    def attachment(self, entry: dict[str, Any]) -> None:
+        sha = str(entry.get("sha256") or "")
+        if not _SHA256.match(sha):
+            return
+        self.stats.attachments += 1
+        size, content_type = None, None
+        for obj in entry.get("objects") or []:
+            if (obj.get("key") or "").endswith("/body"):
+                size = obj.get("bytes")
+            elif "/refs/" in (obj.get("key") or "") and obj.get("written") is not False:
+                try:
+                    ref = self.archive.get_json(obj["key"])
+                    content_type = ref.get("content_type")
+                    size = ref.get("bytes", size)
+                except KeyError:
+                    pass
+        self.db["attachment_refs"].upsert({
+            "sha256": sha, "url": entry.get("url"), "final_url": entry.get("final_url"),
+            "name": entry.get("name"), "found_on": entry.get("found_on"),
+            "crawl_id": entry.get("crawl_id"), "fetched_at": entry.get("fetched_at"),
+        }, pk=("sha256", "url", "found_on"))
+        known = self.db.execute("SELECT 1 FROM attachments WHERE sha256 = ?", [sha]).fetchone()
+        if known:
+            return
+        self.db["attachments"].insert({
+            "sha256": sha, "bytes": size, "content_type": content_type,
+            "name": entry.get("name"), "url": entry.get("final_url") or entry.get("url"),
+            "first_crawl": entry.get("crawl_id"), "body_key": layout.attachment_body_key(sha),
+        }, pk="sha256")
+        self.attachment_text(sha)
+
+    def attachment_text(self, sha: str) -> None:
+        """Store the attachment's archived text (``attachments/<sha[:2]>/<sha>/text``), if any."""
+        if not _SHA256.match(sha):
+            return
+        base = layout.attachment_body_key(sha).rsplit("/", 1)[0]
+        try:
+            text = self.archive.get(f"{base}/{ATTACHMENT_TEXT}").decode("utf-8", "replace")
+        except KeyError:
+            return
+        try:
+            text_meta = _dump(self.archive.get_json(f"{base}/{ATTACHMENT_TEXT_META}"))
+        except (KeyError, ValueError):
+            text_meta = None
+        self.db.execute("UPDATE attachments SET text = ?, text_meta = ? WHERE sha256 = ?",
+                        [text, text_meta, sha])
+        for (doc_id,) in self.db.execute(
+                "SELECT DISTINCT d.doc_id FROM doc_attachments d JOIN attachment_refs r "
+                "ON r.url = d.url WHERE r.sha256 = ?", [sha]).fetchall():
+            self.touched_docs.add(doc_id)
+
+    def finish(self) -> None:
+        """Refresh the searchable attachment text of documents whose attachments changed."""
+        # attachments fetched in this run link to documents by URL
+        for (doc_id,) in self.db.execute(
+                "SELECT DISTINCT d.doc_id FROM doc_attachments d JOIN attachment_refs r "
+                "ON r.url = d.url JOIN attachments a ON a.sha256 = r.sha256 "
+                "WHERE a.text IS NOT NULL AND d.doc_id IN (SELECT doc_id FROM documents "
+                "WHERE attachment_text IS NULL AND has_attachments = 1)").fetchall():
+            self.touched_docs.add(doc_id)
+        for doc_id in self.touched_docs:
+            texts = [row[0] for row in self.db.execute(
+                "SELECT a.text FROM doc_attachments d JOIN attachment_refs r ON r.url = d.url "
+                "JOIN attachments a ON a.sha256 = r.sha256 WHERE d.doc_id = ? "
+                "AND a.text IS NOT NULL GROUP BY a.sha256 ORDER BY min(d.position)", [doc_id])]
+            self.db.execute("UPDATE documents SET attachment_text = ? WHERE doc_id = ?",
+                            ["\n\n".join(texts) if texts else None, doc_id])
+
+    # -- crawl reports ---------------------------------------------------------------------
+    def report(self, crawl_id: str) -> None:
+        try:
+            report = self.archive.get_json(layout.report_key(crawl_id))
+        except (KeyError, ValueError):
+            return
+        docs = report.get("documents") or {}
+        errors = report.get("errors") or {}
+        self.db["crawls"].upsert({
+            "crawl_id": crawl_id, "site": report.get("site"), "started": report.get("started"),
+            "finished": report.get("finished"), "finish_reason": report.get("finish_reason"),
+            "pages_fetched": _int(report.get("pages_fetched")),
+            **{k: _int(docs.get(k)) for k in ("new", "changed", "duplicate", "near_duplicate",
+                                              "unchanged")},
+            "attachments": _int(report.get("attachments")),
+            "spam_removed": _int(report.get("spam_removed")),
+            "not_found": _int(report.get("not_found")),
+            "errors": sum(_int(v) for v in errors.values()) if isinstance(errors, dict) else 0,
+            "errors_by_kind": _dump(errors), "bytes_stored": _int(report.get("bytes_stored")),
+            "duration_s": report.get("duration_s"), "report": _dump(report),
+        }, pk="crawl_id")
+
+
+def build_index(archive: Archive, db_path: str | Path,
+                progress: Callable[[str], None] | None = None,
+                crawl_ids: Iterable[str] | None = None) -> IndexStats:
+    """Bring the index at ``db_path`` up to date with ``archive`` (reads only new manifests)."""
+    started = time.monotonic()
+    stats = IndexStats()
+    db = open_index(db_path)
+    try:
+        _bind(db, archive.uri)
+        builder = _Builder(archive, db, stats)
+        for crawl_id in sorted(crawl_ids if crawl_ids is not None else archive.crawls()):
+            with db.conn:  # one transaction per crawl: an interrupted run loses at most one
+                builder.crawl(crawl_id)
+                if progress:
+                    progress(crawl_id)
+        with db.conn:
+            builder.finish()
+    finally:
+        db.close()
+    stats.seconds = time.monotonic() - started
+    return stats

@@ -1,0 +1,156 @@
+"""Full-text search with facets over the index (a plain ``sqlite3`` connection).
+
+Words of three or more characters use the FTS5 ``trigram`` index (any substring, so Chinese needs
+no dictionary or segmenter); shorter words (``征地``, ``公告`` are two characters, below what a
+trigram can index) fall back to a substring scan of title, text and attachment text. Every word
+must match (AND); ``"quoted words"`` stay one phrase.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+#: facet parameter -> (column, label)
+FACETS: dict[str, tuple[str, str]] = {
+    "site": ("site", "site"),
+    "year": ("year", "year"),
+    "publisher": ("publisher", "发布机构"),
+    "topic": ("topic", "主题分类"),
+    "has_attachments": ("has_attachments", "has attachments"),
+    "has_findings": ("has_findings", "has findings"),
+}
+SEARCH_COLUMNS = ("title", "text", "attachment_text")
+_WORDS = re.compile(r'"([^"]+)"|(\S+)')
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+MAX_WORDS = 8
+FACET_LIMIT = 15
+
+
+@dataclass
+class SearchResult:
+    rows: list[dict[str, Any]]
+    total: int
+    facets: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
+    words: list[str] = field(default_factory=list)
+
+
+def parse_words(query: str) -> list[str]:
+    """The words of a query: whitespace-separated, ``"…"`` kept together, at most MAX_WORDS."""
+    words = [(m.group(1) or m.group(2)).strip() for m in _WORDS.finditer(query or "")]
+    return [w for w in words if w][:MAX_WORDS]
+
+
+def _fts_phrase(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
+
+
+def _like(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _where(words: list[str], filters: dict[str, list[str]], since: str | None,
+           skip_facet: str | None = None, fts: bool = True) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    long_words = [w for w in words if len(w) >= 3]
+    if long_words and fts:
+        clauses.append("d.rowid IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)")
+        params.append(" AND ".join(_fts_phrase(w) for w in long_words))
+    for word in (w for w in words if len(w) < 3):
+        clauses.append("(" + " OR ".join(f"d.{c} LIKE ? ESCAPE '\\'" for c in SEARCH_COLUMNS)
+                       + ")")
+        params += [_like(word)] * len(SEARCH_COLUMNS)
+    for name, values in filters.items():
+        if name == skip_facet or name not in FACETS or not values:
+            continue
+        column = FACETS[name][0]
+        parts = []
+        for value in values:
+            if value == "":
+                parts.append(f"d.{column} IS NULL")
+            else:
+                parts.append(f"d.{column} = ?")
+                params.append(value)
+        clauses.append("(" + " OR ".join(parts) + ")")
+    if since and _DATE.match(since):
+        clauses.append("coalesce(d.published, substr(d.fetched_at, 1, 10)) >= ?")
+        params.append(since)
+    return clauses, params
+
+
+def search(conn: sqlite3.Connection, query: str = "", filters: dict[str, list[str]] | None = None,
+           since: str | None = None, limit: int = 20, offset: int = 0,
+           with_facets: bool = True) -> SearchResult:
+    """Documents matching ``query`` and the facet ``filters`` (values per facet are OR-ed)."""
+    words = parse_words(query)
+    filters = {k: v for k, v in (filters or {}).items() if k in FACETS}
+    clauses, params = _where(words, filters, since)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    columns = ("d.doc_id, d.site, d.title, d.published, d.publisher, d.topic, d.index_no, "
+               "d.version, d.versions, d.attachment_count, d.findings, d.url, d.final_url, "
+               "d.fetched_at, d.text, d.attachment_text")
+    long_words = [w for w in words if len(w) >= 3]
+    if long_words:  # ranked by bm25, the title weighted above the text
+        rest, rest_params = _where(words, filters, since, fts=False)
+        sql = (f"SELECT {columns} FROM documents_fts JOIN documents d "
+               f"ON d.rowid = documents_fts.rowid WHERE documents_fts MATCH ? "
+               + "".join(f"AND {c} " for c in rest)
+               + "ORDER BY bm25(documents_fts, 5.0, 1.0, 0.5), d.doc_id LIMIT ? OFFSET ?")
+        main_params = [" AND ".join(_fts_phrase(w) for w in long_words), *rest_params]
+    else:
+        sql = (f"SELECT {columns} FROM documents d {where} "
+               f"ORDER BY d.published IS NULL, d.published DESC, d.doc_id LIMIT ? OFFSET ?")
+        main_params = list(params)
+    conn.row_factory = sqlite3.Row
+    rows = [dict(r) for r in conn.execute(sql, [*main_params, limit, offset])]
+    for row in rows:
+        row["snippet"] = snippet(row.pop("text") or "", row.pop("attachment_text") or "", words)
+    total = conn.execute(f"SELECT count(*) FROM documents d {where}", params).fetchone()[0]
+    facets: dict[str, list[tuple[Any, int]]] = {}
+    if with_facets:
+        for name, (column, _label) in FACETS.items():
+            f_clauses, f_params = _where(words, filters, since, skip_facet=name)
+            f_where = ("WHERE " + " AND ".join(f_clauses)) if f_clauses else ""
+            facets[name] = [(r[0], r[1]) for r in conn.execute(
+                f"SELECT d.{column}, count(*) AS n FROM documents d {f_where} "
+                f"GROUP BY d.{column} ORDER BY n DESC, d.{column} LIMIT {FACET_LIMIT}", f_params)]
+    return SearchResult(rows, total, facets, words)
+
+
+def snippet(text: str, attachment_text: str, words: list[str],
+            width: int = 60) -> list[tuple[str, bool]]:
+    """A short excerpt around the first match: ``[(segment, is_match), …]`` (plain text; the
+    caller escapes it). Falls back to the attachment text, then to the text's start."""
+    lowered_words = [w.lower() for w in words]
+    for source in (text, attachment_text):
+        low = source.lower()
+        hits = [low.find(w) for w in lowered_words if w and low.find(w) >= 0]
+        if hits:
+            start = max(0, min(hits) - width)
+            end = min(len(source), min(hits) + width * 2)
+            return _mark(("…" if start else "") + source[start:end].replace("\n", " ")
+                         + ("…" if end < len(source) else ""), lowered_words)
+    if not words:
+        head = text[: width * 2].replace("\n", " ")
+        return [(head + ("…" if len(text) > width * 2 else ""), False)]
+    return []
+
+
+def _mark(excerpt: str, words: list[str]) -> list[tuple[str, bool]]:
+    if not words:
+        return [(excerpt, False)]
+    pattern = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)),
+                         re.IGNORECASE)
+    parts: list[tuple[str, bool]] = []
+    pos = 0
+    for m in pattern.finditer(excerpt):
+        if m.start() > pos:
+            parts.append((excerpt[pos:m.start()], False))
+        parts.append((m.group(0), True))
+        pos = m.end()
+    if pos < len(excerpt):
+        parts.append((excerpt[pos:], False))
+    return parts
