@@ -32,6 +32,9 @@ def make_datasette(db_path: str | Path, archive: Archive | None) -> Any:
     if pm.has_plugin(PLUGIN_NAME):
         pm.unregister(name=PLUGIN_NAME)
     pm.register(GovcrawlPlugin(archive, database), name=PLUGIN_NAME)
+    # Our error pages replace Datasette's (which print tracebacks with local variables)
+    if pm.has_plugin("datasette.handle_exception"):
+        pm.unregister(name="datasette.handle_exception")
     metadata = {
         "title": "govcrawl archive",
         "description": "Search and browse the archive (read-only).",

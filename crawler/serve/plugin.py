@@ -94,6 +94,22 @@ class GovcrawlPlugin:
         return None
 
     @hookimpl
+    def handle_exception(self, datasette: Any, request: Any, exception: Exception) -> Any:
+        """Plain error pages: the status and a short reason, never a traceback or locals."""
+        from datasette.utils.asgi import Base400
+
+        status = exception.status if isinstance(exception, Base400) else 500
+        reason = {400: "bad request", 403: "forbidden", 404: "not found",
+                  405: "method not allowed"}.get(status, "internal error")
+
+        async def page() -> Response:
+            body = await datasette.render_template(
+                "govcrawl_error.html", {"dbname": self.database, "status": status,
+                                        "reason": reason}, request=request)
+            return _html(body, status)
+        return page
+
+    @hookimpl
     def asgi_wrapper(self, datasette: Any) -> Any:
         def wrap(app: Any) -> Any:
             async def guarded(scope: dict, receive: Any, send: Any) -> None:
