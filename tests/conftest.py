@@ -6,13 +6,11 @@ Scrapy's Twisted reactor cannot be restarted inside one process, so tests that c
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import threading
-import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,15 +19,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-
-# `tests` is a namespace package: a regular package of that name installed in site-packages (pywb
-# ships one) would shadow it and break `from tests.x import ...`. Ours wins.
-_tests = sys.modules.get("tests") or importlib.util.find_spec("tests")
-if _tests is None or str(REPO / "tests") not in list(
-        getattr(_tests, "submodule_search_locations", None) or getattr(_tests, "__path__", [])):
-    _namespace = types.ModuleType("tests")
-    _namespace.__path__ = [str(REPO / "tests")]
-    sys.modules["tests"] = _namespace
 CORPUS = REPO / "tests" / "corpus"
 SEEDS = REPO / "tests" / "seeds"
 CLEANING_CASES = REPO / "tests" / "cleaning-cases" / "cases.jsonl"

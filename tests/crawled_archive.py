@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CASSETTES, run_govcrawl
+
+from tests.conftest import CASSETTES, run_govcrawl
 
 LIUZHI_URL = "http://www.liuzhi.gov.cn/zwgk/zdlygk/fzzfjs/202303/t20230328_78512345.html"
 LIUZHI_TITLE = "六枝特区人民政府关于2022年度法治政府建设工作情况的报告"

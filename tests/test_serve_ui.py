@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_govcrawl
-from crawled_archive import (
+
+from tests.conftest import REPO, run_govcrawl
+from tests.crawled_archive import (
     ATXLYJ_PDF_URL,
     BODY_PHRASE,
     HOSTILE_LINE,

@@ -17,7 +17,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from crawled_archive import (
+from tests.crawled_archive import (
     LIUZHI_TITLE,
     LIUZHI_URL,
     NEW_FIGURE,
