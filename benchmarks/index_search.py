@@ -2,13 +2,14 @@
 
     python benchmarks/index_search.py [--docs 50000] [--archive DIR] [--queries 200]
 
-Documents are written through the archive writer (text, meta.json, WARC, manifests: what a
-crawl writes) in crawls of 5,000, their text made of real sentences from the seed reports
-(tests/seeds), with the 信息公开 fields a portal gives (publisher, topic, 索引号, dates) varied
-across ten sites. Then, with the product's defaults: a full ``build_index`` (documents/s), an
-update after one more crawl of 1,000 documents (reads only that manifest), and search latency through
-``crawler.index.search`` (the query the web UI runs, with its six facet counts) for phrases of 4-8
-characters taken from random documents (FTS5 trigram) and for two-character words (the substring
+Documents are written through the archive writer (text, meta.json, WARC, manifests:
+what a crawl writes) in crawls of 5,000, their text made of real sentences from the
+seed reports (tests/seeds), with the 信息公开 fields a portal gives (publisher, topic,
+索引号, dates) varied across ten sites. Then, with the product's defaults: a full
+``build_index`` (documents/s), an update after one more crawl of 1,000 documents
+(reads only that manifest), and search latency through ``crawler.index.search`` (the
+query the web UI runs, with its six facet counts) for phrases of 4-8 characters taken
+from random documents (FTS5 trigram) and for two-character words (the substring
 fallback), median and p95 in ms.
 """
 
