@@ -21,13 +21,17 @@ SPAM, KEEP, REVIEW = "spam", "keep", "review"
 ZONES = ("head", "body", "tail")
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_HAS_ZERO_WIDTH = re.compile("[" + "".join(map(chr, _ZERO_WIDTH)) + "]")
 _CJK_SPACE = re.compile(r"(?<=[\u4e00-\u9fff])[ \t\u3000]+(?=[\u4e00-\u9fff])")
 _WS = re.compile(r"\s+")
 
 
 def normalise(text: str) -> str:
     """NFKC, zero-width characters removed, ASCII lowercased, spaces inside CJK runs collapsed."""
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower()
+    text = unicodedata.normalize("NFKC", text)
+    if _HAS_ZERO_WIDTH.search(text):  # str.translate is slow on CJK text: only when needed
+        text = text.translate(_ZERO_WIDTH)
+    text = text.lower()
     return _CJK_SPACE.sub("", text).strip()
 
 
