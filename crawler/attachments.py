@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from contextlib import suppress
 from functools import cache
+from typing import Any
 
 from crawler.tables import load_table
-from crawler.urls import url_extension
+from crawler.urls import canonicalize, url_extension
 
 
 @cache
@@ -43,3 +46,19 @@ def stored_key(sha256: str) -> str:
     from crawler.archive.layout import attachment_body_key
 
     return attachment_body_key(sha256)
+
+
+def stored_attachments(listed: list[dict[str, str]], files: Mapping[str, str]
+                       ) -> list[dict[str, Any]]:
+    """A document's attachments as ``meta.json`` records them: each one extraction listed, with
+    the ``sha256`` and archive ``key`` of its stored body (``files``: URL -> sha256 of what the
+    spider fetched), both None when it was not fetched (off-site, failed, not found)."""
+    out: list[dict[str, Any]] = []
+    for att in listed:
+        url = att.get("url", "")
+        sha = files.get(url)
+        if sha is None:
+            with suppress(ValueError):
+                sha = files.get(canonicalize(url))
+        out.append({**att, "sha256": sha, "key": stored_key(sha) if sha else None})
+    return out

@@ -147,6 +147,7 @@ class PageItem:
     crawl_id: str = ""
     found_on: str | None = None  # URL of the page that linked to it
     link_text: str | None = None  # anchor text of that link (attachment name)
+    attachment_files: dict[str, str] = field(default_factory=dict)  # article: att. URL -> sha256
     document: Document | None = None
     dedup: DedupResult | None = None
     archived: dict[str, Any] | None = None  # what the archive wrote (keys, bytes)

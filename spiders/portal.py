@@ -8,7 +8,9 @@ is :class:`crawler.incremental.IncrementalMiddleware`, which this spider enables
 
 Request roles (``request.meta["govcrawl_role"]``): ``list`` (a column's first page), ``page`` (a
 further page of a column), ``article``, ``article_page`` (page 2..n of an article),
-``attachment``.
+``attachment`` (linked from a list page), ``article_attachment`` (linked from an article: fetched
+before the article item is yielded, so the article's ``meta.json`` records each one's stored key
+and sha256).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler import listing, urls
-from crawler.attachments import is_attachment
+from crawler.attachments import is_attachment, sha256_hex
 from crawler.challenges import CHALLENGE_STATUSES, detect_challenge, record_challenge
 from crawler.incremental import ColumnLog
 from crawler.items import ARTICLE, ATTACHMENT, PageItem, ResponseRecord
@@ -45,6 +47,8 @@ MAX_ARTICLE_PAGES = 50
 
 ROLE = "govcrawl_role"
 LIST_ROLES = ("list", "page")
+#: An attachment fetched as part of its article (before the article item is yielded).
+ARTICLE_ATTACHMENT = "article_attachment"
 
 
 class CrawlLog:
@@ -100,6 +104,7 @@ class PortalSpider(Spider):
         self.list_pages = 0
         self.columns: ColumnLog | None = None
         self.crawl_id = ""
+        self.attachment_files: dict[str, str] = {}  # attachment URL -> sha256, this crawl
         self.started: set[str] = set()  # start URLs requested
         self.failed_starts: dict[str, str] = {}  # start URL -> why it gave no list page
         self.error: str | None = None  # set when the site gave nothing at all (exit code 1)
@@ -181,7 +186,7 @@ class PortalSpider(Spider):
             return True
         return False
 
-    def on_error(self, failure: Failure) -> Iterator[PageItem]:
+    def on_error(self, failure: Failure) -> Iterator[PageItem | Request]:
         request = failure.request
         meta = request.meta
         kind = type(failure.value).__name__
@@ -192,7 +197,9 @@ class PortalSpider(Spider):
         pending = meta.get("govcrawl_article")
         if pending is not None and meta.get(ROLE) == "article_page":
             # keep the pages we have rather than lose the whole article
-            yield self._article_item(pending)
+            pending["todo"] = []
+        if pending is not None:
+            yield from self._continue_article(pending)
 
     # --- list pages -------------------------------------------------------------------------
 
@@ -299,24 +306,22 @@ class PortalSpider(Spider):
             return []
         return listing.extract_links(response.text, response.url)
 
-    def _attachment_requests(self, response: TextResponse,
-                             links: list[listing.Link]) -> Iterator[Request]:
+    def _attachment_links(self, response: TextResponse,
+                          links: list[listing.Link]) -> list[listing.Link]:
+        """The attachment links of an article page (inside the profile's article container when
+        it has one)."""
         if not links:
-            return
+            return []
         container = self.profile.selectors.get("article")
         if container and response.css(container):
             links = listing.extract_links(response.text, response.url, container)
-        for link in links:
-            if is_attachment(link.url):
-                request = self._request(link.url, self.parse_attachment, "attachment",
-                                        found_on=response.url, link_text=link.text)
-                if request is not None:
-                    yield request
+        return [link for link in links if is_attachment(link.url)]
 
     def _article_item(self, pending: dict[str, Any]) -> PageItem:
         return PageItem(site=self.name, kind=ARTICLE, response=pending["first"],
                         more_pages=list(pending["pages"]), crawl_id=self.crawl_id,
-                        found_on=pending.get("found_on"), link_text=pending.get("link_text"))
+                        found_on=pending.get("found_on"), link_text=pending.get("link_text"),
+                        attachment_files=dict(pending["files"]))
 
     def parse_article(self, response: Response) -> Iterator[PageItem | Request]:
         if response.status == 304:
@@ -329,23 +334,42 @@ class PortalSpider(Spider):
             yield self._attachment_item(response)
             return
         links = self._article_links(response)
-        yield from self._attachment_requests(response, links)
         pending = {
             "first": ResponseRecord.from_response(response),
             "pages": [],
             "found_on": meta.get("found_on"),
             "link_text": meta.get("link_text"),
             "todo": listing.article_pages(response.text, response.url, links)[:MAX_ARTICLE_PAGES],
+            "attachments": self._attachment_links(response, links),
+            "files": {},  # canonical attachment URL -> sha256 of the stored body
         }
         yield from self._continue_article(pending)
 
     def _continue_article(self, pending: dict[str, Any]) -> Iterator[PageItem | Request]:
+        """Fetch the article's next page, else its next attachment, else yield the article: its
+        attachments are stored before it, so its meta.json can name their keys."""
         while pending["todo"]:
             url = pending["todo"].pop(0)
             request = self._request(url, self.parse_article_page, "article_page",
                                     govcrawl_article=pending)
             if request is not None:
                 request.dont_filter = True  # a page belongs to this article even if seen
+                yield request
+                return
+        page_url = pending["first"].url
+        while pending["attachments"]:
+            link = pending["attachments"].pop(0)
+            url = urls.canonicalize(link.url)
+            if url in pending["files"]:
+                continue
+            if url in self.attachment_files:  # stored already by this crawl
+                pending["files"][url] = self.attachment_files[url]
+                continue
+            request = self._request(url, self.parse_article_attachment, ARTICLE_ATTACHMENT,
+                                    govcrawl_article=pending, found_on=page_url,
+                                    link_text=link.text)
+            if request is not None:
+                request.dont_filter = True  # its sha256 is needed even if another page had it
                 yield request
                 return
         yield self._article_item(pending)
@@ -355,8 +379,18 @@ class PortalSpider(Spider):
         if not self._challenged(response) and isinstance(response, TextResponse):
             pending["pages"].append(ResponseRecord.from_response(response))
             links = self._article_links(response)
-            yield from self._attachment_requests(response, links)
+            pending["attachments"].extend(self._attachment_links(response, links))
             self.crawler.stats.inc_value("govcrawl/article_pages_stitched")
+        yield from self._continue_article(pending)
+
+    def parse_article_attachment(self, response: Response) -> Iterator[PageItem | Request]:
+        """An attachment of the article being assembled: yield it, note its sha256, go on."""
+        pending = response.meta["govcrawl_article"]
+        requested = (response.meta.get("redirect_urls") or [response.url])[0]
+        for item in self.parse_attachment(response):
+            sha = sha256_hex(item.response.body)
+            pending["files"][requested] = self.attachment_files[requested] = sha
+            yield item
         yield from self._continue_article(pending)
 
     # --- attachments ------------------------------------------------------------------------

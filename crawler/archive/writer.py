@@ -36,6 +36,7 @@ from crawler.archive.archive import (
 from crawler.archive.spool import Blob, Spool
 from crawler.archive.stores import ArchiveConfigError, ArchiveError, StoreError
 from crawler.archive.warc import WarcSegments
+from crawler.attachments import stored_attachments
 from crawler.items import (
     ATTACHMENT,
     DUPLICATE,
@@ -241,7 +242,7 @@ class ArchiveWriter:
             "published_from": doc.published_from, "written": doc.written,
             "source": doc.source, "publisher": doc.publisher,
             "index_no": doc.index_no, "doc_no": doc.doc_no, "topic": doc.topic,
-            "attachments": doc.attachments,
+            "attachments": stored_attachments(doc.attachments, item.attachment_files),
             "spam_removed": doc.spam, "removed": doc.removed, "findings": doc.findings,
             "page_meta": doc.meta,
             "dedup": dedup.to_dict() if dedup else {"outcome": NEW, "assumed": True},

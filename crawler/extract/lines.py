@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
+from crawler.attachments import extension_alternation
 from crawler.extract.lexicon import load, rx, rx_any, spaced
 
 SPAM, KEEP, REVIEW = "spam", "keep", "review"
@@ -174,7 +175,8 @@ def _boiler_lex() -> _BoilerLex:
         infotable=rx(spaced(lex["infotable_labels"])),
         related=rx(lex["related_starters"]),
         related_nav=rx(lex["related_nav"]),
-        attachment=rx(lex["attachment"]),
+        attachment=rx(lex["attachment"].replace("{attachment_extensions}",
+                                                extension_alternation())),
         guards=rx_any(lex["guards"]),
         date=rx(r"(?:19|20)\d{2}\s?[-/.年]\s?\d{1,2}\s?[-/.月]\s?\d{1,2}"),
     )

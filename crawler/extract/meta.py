@@ -10,6 +10,7 @@ from urllib.parse import urljoin
 
 from lxml.html import HtmlElement
 
+from crawler.attachments import extension_alternation
 from crawler.extract.lexicon import alternation, load, rx, rx_any
 from crawler.extract.lines import is_spammy, normalise
 
@@ -94,7 +95,7 @@ def meta_lex() -> _MetaLex:
         f"(?P<stop>{alternation(lex['stop_labels'])})"
     ]
     label = rx(r"(?<![\u4e00-\u9fff])(?:" + "|".join(groups) + r")\s?(?:[:：]|$)")
-    exts = "|".join(lex["attachment_ext"])
+    exts = extension_alternation()
     return _MetaLex(
         label=label,
         index_shape=rx(lex["index_no_shape"]),
