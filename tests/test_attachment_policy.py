@@ -9,11 +9,10 @@ import re
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from conftest import CORPUS, REPO, local_server, run_govcrawl
-
 from crawler import attachments
 from crawler.extract import extract
 from crawler.extract.lines import classify_line
+from tests.conftest import CORPUS, REPO, local_server, run_govcrawl
 
 ARTICLE_PATH = "/xxgk/ndbg/202101/t20210108_922970.html"
 #: corpus 049 (a real TRS article whose attachment link is written by document.write), minimally
