@@ -165,6 +165,15 @@ def check_state(settings: Any, archive: Any, reachable: bool) -> None:
         state.close()
 
 
+def fetch_site(url: str) -> str | None:
+    """The site (profile name) a fetched URL is filed under, as a crawl would file it; None when
+    no valid profile covers it (the page is then filed under its host name)."""
+    from crawler.profiles import profile_for_url, read_profiles
+
+    profile = profile_for_url(url, read_profiles().valid)
+    return profile.name if profile is not None else None
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from crawler.runner import project_settings, run_spiders
 
@@ -188,7 +197,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if args.archive:  # keep a log of what was archived; the terminal gets only the one error line
         log_to_file(args, settings, "fetch")
         check_archive(settings)
-    [result] = run_spiders([("fetch", {"url": url})], settings, keep_items=True)
+    [result] = run_spiders([("fetch", {"url": url, "site": fetch_site(url)})], settings,
+                           keep_items=True)
     if result.error:
         raise FetchFailed(result.error)
     if not result.items:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from crawler.urls import host_in_domains
+from crawler.urls import canonicalize, host_in_domains, host_of
 
 #: Where the bundled profiles live; ``GOVCRAWL_PROFILES`` (a file or directory) overrides it.
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "spiders" / "profiles"
@@ -290,3 +290,26 @@ def load_profiles(path: str | os.PathLike[str] | None = None) -> dict[str, Profi
     for error in profiles.invalid.values():
         raise error
     return profiles.valid
+
+
+def profile_for_url(url: str, profiles: dict[str, Profile]) -> Profile | None:
+    """The profile a URL belongs to, so that ``govcrawl fetch URL`` files it as a crawl would.
+
+    Candidates are the profiles whose ``allowed_domains`` cover the URL's host; among them one
+    whose article or list patterns (or start URLs) match the URL wins over one that only covers
+    the host, then the most specific (longest) matching domain, then the name. None when no
+    profile covers the host."""
+    host = host_of(url)
+    try:
+        canonical = canonicalize(url)
+    except ValueError:
+        canonical = url
+
+    def rank(profile: Profile) -> tuple[bool, int, str]:
+        matched = (profile.is_article(url) or profile.is_list(url)
+                   or canonical in {canonicalize(u) for u in profile.start_urls})
+        longest = max(len(d) for d in profile.allowed_domains if host_in_domains(host, [d]))
+        return (not matched, -longest, profile.name)
+
+    candidates = [p for p in profiles.values() if host_in_domains(host, p.allowed_domains)]
+    return min(candidates, key=rank) if candidates else None

@@ -53,9 +53,10 @@ class FetchSpider(Spider):
     # One user-requested URL, like a browser visit: robots.txt rules are for crawling.
     custom_settings = {"ROBOTSTXT_OBEY": False, "RETRY_TIMES": 1}
 
-    def __init__(self, url: str, *args: Any, **kwargs: Any):
+    def __init__(self, url: str, *args: Any, site: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.url = url
+        self.site = site  # the profile the URL belongs to; None: file it under its host name
         self.error: str | None = None
 
     async def start(self) -> AsyncIterator[Request]:
@@ -67,7 +68,7 @@ class FetchSpider(Spider):
             self.error = f"not an HTML page ({content_type.split(';')[0]}): {response.url}"
             return
         yield PageItem(
-            site=urlsplit(response.url).hostname or "unknown",
+            site=self.site or urlsplit(response.url).hostname or "unknown",
             kind=ARTICLE,
             response=ResponseRecord.from_response(response),
             crawl_id=self.settings.get("GOVCRAWL_CRAWL_ID") or "",
