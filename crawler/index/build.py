@@ -127,6 +127,17 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         db[table].create_index(columns, if_not_exists=True)
     if not db["documents_fts"].exists():
         db["documents"].enable_fts(FTS_COLUMNS, tokenize="trigram", create_triggers=True)
+        # re-index a row only when a searched column changes (not for last_seen, counts...)
+        columns = ", ".join(f'"{c}"' for c in FTS_COLUMNS)
+        changed = " OR ".join(f'old."{c}" IS NOT new."{c}"' for c in FTS_COLUMNS)
+        db.execute('DROP TRIGGER "documents_au"')
+        db.execute(f'''CREATE TRIGGER "documents_au" AFTER UPDATE OF {columns} ON "documents"
+            WHEN {changed} BEGIN
+              INSERT INTO "documents_fts" ("documents_fts", rowid, {columns})
+                VALUES ('delete', old.rowid, {", ".join(f'old."{c}"' for c in FTS_COLUMNS)});
+              INSERT INTO "documents_fts" (rowid, {columns})
+                VALUES (new.rowid, {", ".join(f'new."{c}"' for c in FTS_COLUMNS)});
+            END''')
     db.create_view("document_attachments", """
         SELECT d.doc_id, d.position, d.url, d.name, r.sha256, a.bytes, a.content_type,
                a.text IS NOT NULL AS has_text
@@ -172,6 +183,9 @@ class _Builder:
     def __init__(self, archive: Archive, db: sqlite_utils.Database, stats: IndexStats):
         self.archive, self.db, self.stats = archive, db, stats
         self.touched_docs: set[str] = set()
+        self.pending: dict[str, list[dict[str, Any]]] = {
+            "versions": [], "findings": [], "near_duplicates": []}
+        self.pending_docs: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
 
     # -- manifests -------------------------------------------------------------------------
     def crawl(self, crawl_id: str) -> None:
@@ -189,8 +203,11 @@ class _Builder:
         lines = done["lines"] if done else 0
         if not done or done["bytes"] != size:
             entries = self.archive.manifest(crawl_id)
-            for entry in entries[lines:]:
+            for n, entry in enumerate(entries[lines:], 1):
                 self.entry(entry)
+                if n % 2000 == 0:
+                    self.flush()
+            self.flush()
             lines = len(entries)
         if report_size:
             self.report(crawl_id)
@@ -212,6 +229,9 @@ class _Builder:
             self.version(entry)
         elif outcome == "duplicate" and entry.get("canonical_id"):
             self.alias(entry)
+        elif outcome == "unchanged" and entry.get("doc_id") in self.pending_docs:
+            row = self.pending_docs[entry["doc_id"]][0]
+            row["last_seen"] = max(row["last_seen"] or "", entry.get("fetched_at") or "")
         elif outcome == "unchanged" and entry.get("doc_id"):
             self.db.execute("UPDATE documents SET last_seen = max(coalesce(last_seen, ''), ?) "
                             "WHERE doc_id = ?", [entry.get("fetched_at") or "", entry["doc_id"]])
@@ -241,57 +261,79 @@ class _Builder:
         findings = [str(f) for f in meta.get("findings") or []]
         attachments = meta.get("attachments") or []
         fetched = meta.get("fetched_at") or entry.get("fetched_at")
-        self.db["versions"].upsert({
-            "doc_id": doc_id, "version": version, "site": site,
-            "crawl_id": meta.get("crawl_id") or entry.get("crawl_id"), "fetched_at": fetched,
-            "title": meta.get("title"), "published": meta.get("published"),
-            "url": meta.get("url"), "final_url": meta.get("final_url"),
-            "outcome": dedup.get("outcome") or entry.get("outcome"), "text": text,
-            "text_hash": (meta.get("hashes") or {}).get("text_hash"),
+        crawl_id = meta.get("crawl_id") or entry.get("crawl_id")
+        outcome = dedup.get("outcome") or entry.get("outcome")
+        self.pending["versions"].append({
+            "doc_id": doc_id, "version": version, "site": site, "crawl_id": crawl_id,
+            "fetched_at": fetched, "title": meta.get("title"), "published": meta.get("published"),
+            "url": meta.get("url"), "final_url": meta.get("final_url"), "outcome": outcome,
+            "text": text, "text_hash": (meta.get("hashes") or {}).get("text_hash"),
             "pages": _dump(meta.get("pages") or []), "text_key": text_key, "meta_key": meta_key,
-        }, pk=("doc_id", "version"))
-        for finding in findings:
-            self.db["findings"].upsert({"doc_id": doc_id, "version": version, "finding": finding},
-                                       pk=("doc_id", "version", "finding"))
+        })
+        self.pending["findings"] += [{"doc_id": doc_id, "version": version, "finding": f}
+                                     for f in findings]
         canonical = meta.get("canonical_id")
         if canonical:
-            self.db["near_duplicates"].upsert(
+            self.pending["near_duplicates"].append(
                 {"doc_id": doc_id, "version": version, "canonical_id": canonical,
-                 "similarity": dedup.get("similarity")}, pk=("doc_id", "version"))
-        current = self.db.execute("SELECT version, first_fetched FROM documents WHERE doc_id = ?",
-                                  [doc_id]).fetchone()
-        if current and current[0] > version:
-            self.db.execute("UPDATE documents SET versions = (SELECT count(*) FROM versions "
-                            "WHERE doc_id = ?), first_fetched = min(first_fetched, ?) "
-                            "WHERE doc_id = ?", [doc_id, fetched, doc_id])
+                 "similarity": dedup.get("similarity")})
+        held = self.pending_docs.get(doc_id)
+        if held and held[0]["version"] > version:
             return
-        first = min(current[1], fetched) if current and current[1] and fetched else fetched
-        count = self.db.execute("SELECT count(*) FROM versions WHERE doc_id = ?",
-                                [doc_id]).fetchone()[0]
         published = meta.get("published")
-        self.db["documents"].upsert({
+        row = {
             "doc_id": doc_id, "site": site, "url": meta.get("url"),
             "final_url": meta.get("final_url"), "title": meta.get("title"),
             "published": published, "year": _year(published), "written": meta.get("written"),
             "source": meta.get("source"), "publisher": meta.get("publisher"),
             "index_no": meta.get("index_no"), "doc_no": meta.get("doc_no"),
-            "topic": meta.get("topic"), "version": version, "versions": count,
-            "crawl_id": meta.get("crawl_id") or entry.get("crawl_id"),
-            "first_fetched": first, "fetched_at": fetched, "last_seen": fetched, "text": text,
+            "topic": meta.get("topic"), "version": version, "crawl_id": crawl_id,
+            "first_fetched": fetched, "fetched_at": fetched, "last_seen": fetched, "text": text,
             "attachment_count": len(attachments), "has_attachments": int(bool(attachments)),
             "has_findings": int(bool(findings)), "findings": _dump(findings),
             "spam_removed": _dump(meta.get("spam_removed") or []),
             "removed": _dump(meta.get("removed") or {}),
             "page_meta": _dump(meta.get("page_meta") or {}), "canonical_id": canonical,
-            "similarity": dedup.get("similarity"),
-            "outcome": dedup.get("outcome") or entry.get("outcome"),
+            "similarity": dedup.get("similarity"), "outcome": outcome,
             "text_key": text_key, "meta_key": meta_key,
-        }, pk="doc_id")
-        self.db.execute("DELETE FROM doc_attachments WHERE doc_id = ?", [doc_id])
-        self.db["doc_attachments"].insert_all(
-            ({"doc_id": doc_id, "position": i, "url": a.get("url"), "name": a.get("name")}
-             for i, a in enumerate(attachments)), pk=("doc_id", "position"))
-        self.touched_docs.add(doc_id)
+        }
+        links = [{"doc_id": doc_id, "position": i, "url": a.get("url"), "name": a.get("name")}
+                 for i, a in enumerate(attachments)]
+        self.pending_docs[doc_id] = (row, links)
+
+    def flush(self) -> None:
+        """Write what the lines read so far produced, in batches (one statement per table)."""
+        for table, pk in (("versions", ("doc_id", "version")),
+                          ("findings", ("doc_id", "version", "finding")),
+                          ("near_duplicates", ("doc_id", "version"))):
+            if self.pending[table]:
+                self.db[table].upsert_all(self.pending[table], pk=pk)
+            self.pending[table] = []
+        rows, links = [], []
+        for doc_id, (row, doc_links) in self.pending_docs.items():
+            current = self.db.execute("SELECT version, first_fetched FROM documents "
+                                      "WHERE doc_id = ?", [doc_id]).fetchone()
+            count = self.db.execute("SELECT count(*) FROM versions WHERE doc_id = ?",
+                                    [doc_id]).fetchone()[0]
+            first = min(filter(None, [row["first_fetched"], current[1] if current else None]),
+                        default=None)
+            if current and current[0] > row["version"]:  # an older version read late
+                self.db.execute("UPDATE documents SET versions = ?, first_fetched = ? "
+                                "WHERE doc_id = ?", [count, first, doc_id])
+                continue
+            rows.append({**row, "versions": count, "first_fetched": first})
+            links += doc_links
+            self.touched_docs.add(doc_id)
+        if rows:
+            self.db["documents"].upsert_all(rows, pk="doc_id")
+            ids = [r["doc_id"] for r in rows]
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk:chunk + 500]
+                self.db.execute(f"DELETE FROM doc_attachments WHERE doc_id IN "
+                                f"({','.join('?' * len(part))})", part)
+        if links:
+            self.db["doc_attachments"].insert_all(links, pk=("doc_id", "position"))
+        self.pending_docs = {}
 
     def alias(self, entry: dict[str, Any]) -> None:
         self.stats.aliases += 1
@@ -363,13 +405,22 @@ class _Builder:
                 "WHERE a.text IS NOT NULL AND d.doc_id IN (SELECT doc_id FROM documents "
                 "WHERE attachment_text IS NULL AND has_attachments = 1)").fetchall():
             self.touched_docs.add(doc_id)
-        for doc_id in self.touched_docs:
+        for doc_id in self._with_attachments(self.touched_docs):
             texts = [row[0] for row in self.db.execute(
                 "SELECT a.text FROM doc_attachments d JOIN attachment_refs r ON r.url = d.url "
                 "JOIN attachments a ON a.sha256 = r.sha256 WHERE d.doc_id = ? "
                 "AND a.text IS NOT NULL GROUP BY a.sha256 ORDER BY min(d.position)", [doc_id])]
             self.db.execute("UPDATE documents SET attachment_text = ? WHERE doc_id = ?",
                             ["\n\n".join(texts) if texts else None, doc_id])
+
+    def _with_attachments(self, doc_ids: set[str]) -> list[str]:
+        ids, found = sorted(doc_ids), []
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            found += [r[0] for r in self.db.execute(
+                f"SELECT doc_id FROM documents WHERE has_attachments = 1 AND doc_id IN "
+                f"({','.join('?' * len(part))})", part)]
+        return found
 
     # -- crawl reports ---------------------------------------------------------------------
     def report(self, crawl_id: str) -> None:
