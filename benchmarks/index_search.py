@@ -60,7 +60,7 @@ def make_item(n: int, crawl_id: str, pool: list[str], rng: random.Random):
                    index_no=f"11{n:09d}/{year}-{n % 997:05d}", source=f"{site}人民政府")
     html = f"<html><head><title>{title}</title></head><body><p>{body}</p></body></html>"
     rec = ResponseRecord(url=url, status=200, body=html.encode("utf-8"),
-                         fetched_at=f"2026-01-{1 + n // PER_CRAWL:02d}T08:00:00Z",
+                         fetched_at=f"2026-01-{1 + (n // PER_CRAWL) % 28:02d}T08:00:00Z",
                          headers=[("Content-Type", "text/html; charset=utf-8")])
     text_hash = hashlib.sha256(body.encode("utf-8")).hexdigest()
     dedup = DedupResult(outcome=NEW, doc_id=hashlib.sha1(url.encode()).hexdigest(), version=1,
@@ -114,7 +114,8 @@ def main() -> None:
         print(f"full build: {stats.versions} documents in {stats.seconds:.1f}s = "
               f"{stats.versions / stats.seconds:.0f} docs/s; index {db.stat().st_size >> 20} MiB",
               flush=True)
-        write_archive(root, 1000, start=args.docs + 10 * PER_CRAWL)
+        # one more crawl, new each run (a reused archive keeps the earlier runs' crawls)
+        write_archive(root, 1000, start=(len(archive.crawls()) + 1) * PER_CRAWL)
         update = build_index(archive, db)
         print(f"update: {update.crawls_read} new manifest read, {update.versions} documents in "
               f"{update.seconds:.1f}s ({update.crawls_skipped} manifests unchanged, not read)")

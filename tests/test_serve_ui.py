@@ -206,6 +206,9 @@ def test_read_only_and_path_tricks_refused(server):
     assert get(server + "/", method="POST")[0] == 405
     assert get(server + "/-/logout", method="POST")[0] == 405
     assert get(server + "/index?sql=select+1")[0] == 403  # arbitrary SQL is off
+    # errors are short pages, with their status, never a traceback
+    status, _, body = get(server + "/index/documents?_search=%22")
+    assert status == 400 and b"Traceback" not in body and b"sqlite3" not in body
     status, headers, _ = get(server + "/")
     assert status == 200 and "script-src" not in headers["content-security-policy"]
     assert "default-src 'none'" in headers["content-security-policy"]

@@ -80,10 +80,12 @@ def _create_schema(db: sqlite_utils.Database) -> None:
             "published": str, "year": int, "written": str, "source": str, "publisher": str,
             "index_no": str, "doc_no": str, "topic": str, "version": int, "versions": int,
             "crawl_id": str, "first_fetched": str, "fetched_at": str, "last_seen": str,
-            "text": str, "attachment_text": str, "attachment_count": int,
-            "has_attachments": int, "has_findings": int, "findings": str, "spam_removed": str,
-            "removed": str, "page_meta": str, "canonical_id": str, "similarity": float,
-            "outcome": str, "text_key": str, "meta_key": str,
+            "attachment_count": int, "has_attachments": int, "has_findings": int,
+            "canonical_id": str, "similarity": float, "outcome": str, "text_key": str,
+            "meta_key": str, "findings": str, "removed": str, "spam_removed": str,
+            "page_meta": str,
+            # the long columns last: facets and filters read rows without their overflow pages
+            "text": str, "attachment_text": str,
         }, "doc_id"),
         "versions": ({
             "doc_id": str, "version": int, "site": str, "crawl_id": str, "fetched_at": str,
@@ -120,7 +122,8 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         db[name].create(columns, pk=pk, if_not_exists=True)
     for table, columns in [
         ("documents", ["site"]), ("documents", ["year"]), ("documents", ["publisher"]),
-        ("documents", ["topic"]), ("documents", ["published"]), ("versions", ["crawl_id"]),
+        ("documents", ["topic"]), ("documents", ["published"]), ("documents", ["has_attachments"]),
+        ("documents", ["has_findings"]), ("versions", ["crawl_id"]),
         ("aliases", ["canonical_id"]), ("near_duplicates", ["canonical_id"]),
         ("attachment_refs", ["url"]), ("doc_attachments", ["url"]), ("crawls", ["site"]),
     ]:

@@ -51,18 +51,11 @@ def _like(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _where(words: list[str], filters: dict[str, list[str]], since: str | None,
-           skip_facet: str | None = None, fts: bool = True) -> tuple[list[str], list[Any]]:
+def _filters(filters: dict[str, list[str]], since: str | None,
+             skip_facet: str | None = None) -> tuple[list[str], list[Any]]:
+    """SQL conditions on ``documents d`` for the facet filters and the date."""
     clauses: list[str] = []
     params: list[Any] = []
-    long_words = [w for w in words if len(w) >= 3]
-    if long_words and fts:
-        clauses.append("d.rowid IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)")
-        params.append(" AND ".join(_fts_phrase(w) for w in long_words))
-    for word in (w for w in words if len(w) < 3):
-        clauses.append("(" + " OR ".join(f"d.{c} LIKE ? ESCAPE '\\'" for c in SEARCH_COLUMNS)
-                       + ")")
-        params += [_like(word)] * len(SEARCH_COLUMNS)
     for name, values in filters.items():
         if name == skip_facet or name not in FACETS or not values:
             continue
@@ -81,41 +74,62 @@ def _where(words: list[str], filters: dict[str, list[str]], since: str | None,
     return clauses, params
 
 
+def _collect_hits(conn: sqlite3.Connection, words: list[str]) -> None:
+    """Fill the connection's temporary ``_hits`` table with the documents matching every word
+    (rowid, bm25 rank), evaluating the words once for the rows, the count and every facet."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _hits (rowid INTEGER PRIMARY KEY, rank REAL)")
+    conn.execute("DELETE FROM _hits")
+    long_words = [w for w in words if len(w) >= 3]
+    short = [w for w in words if len(w) < 3]
+    like = " AND ".join("(" + " OR ".join(f"d.{c} LIKE ? ESCAPE '\\'" for c in SEARCH_COLUMNS)
+                        + ")" for _ in short)
+    like_params = [_like(w) for w in short for _ in SEARCH_COLUMNS]
+    if long_words:  # ranked by bm25, the title weighted above the text
+        conn.execute("INSERT INTO _hits SELECT rowid, bm25(documents_fts, 5.0, 1.0, 0.5) "
+                     "FROM documents_fts WHERE documents_fts MATCH ?",
+                     [" AND ".join(_fts_phrase(w) for w in long_words)])
+        if short:  # only the FTS hits are scanned for the short words
+            conn.execute(f"DELETE FROM _hits WHERE rowid NOT IN (SELECT d.rowid FROM _hits h "
+                         f"JOIN documents d ON d.rowid = h.rowid WHERE {like})", like_params)
+    else:
+        conn.execute(f"INSERT INTO _hits SELECT d.rowid, 0 FROM documents d WHERE {like}",
+                     like_params)
+
+
 def search(conn: sqlite3.Connection, query: str = "", filters: dict[str, list[str]] | None = None,
            since: str | None = None, limit: int = 20, offset: int = 0,
            with_facets: bool = True) -> SearchResult:
     """Documents matching ``query`` and the facet ``filters`` (values per facet are OR-ed)."""
     words = parse_words(query)
     filters = {k: v for k, v in (filters or {}).items() if k in FACETS}
-    clauses, params = _where(words, filters, since)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    if words:
+        _collect_hits(conn, words)
+        source, order = "_hits h JOIN documents d ON d.rowid = h.rowid", "h.rank, d.doc_id"
+    else:
+        source = "documents d"
+        order = "d.published IS NULL, d.published DESC, d.doc_id"
+
+    def where(skip_facet: str | None = None) -> tuple[str, list[Any]]:
+        clauses, params = _filters(filters, since, skip_facet)
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
     columns = ("d.doc_id, d.site, d.title, d.published, d.publisher, d.topic, d.index_no, "
                "d.version, d.versions, d.attachment_count, d.findings, d.url, d.final_url, "
                "d.fetched_at, d.text, d.attachment_text")
-    long_words = [w for w in words if len(w) >= 3]
-    if long_words:  # ranked by bm25, the title weighted above the text
-        rest, rest_params = _where(words, filters, since, fts=False)
-        sql = (f"SELECT {columns} FROM documents_fts JOIN documents d "
-               f"ON d.rowid = documents_fts.rowid WHERE documents_fts MATCH ? "
-               + "".join(f"AND {c} " for c in rest)
-               + "ORDER BY bm25(documents_fts, 5.0, 1.0, 0.5), d.doc_id LIMIT ? OFFSET ?")
-        main_params = [" AND ".join(_fts_phrase(w) for w in long_words), *rest_params]
-    else:
-        sql = (f"SELECT {columns} FROM documents d {where} "
-               f"ORDER BY d.published IS NULL, d.published DESC, d.doc_id LIMIT ? OFFSET ?")
-        main_params = list(params)
+    sql_where, params = where()
     conn.row_factory = sqlite3.Row
-    rows = [dict(r) for r in conn.execute(sql, [*main_params, limit, offset])]
+    rows = [dict(r) for r in conn.execute(
+        f"SELECT {columns} FROM {source} {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*params, limit, offset])]
     for row in rows:
         row["snippet"] = snippet(row.pop("text") or "", row.pop("attachment_text") or "", words)
-    total = conn.execute(f"SELECT count(*) FROM documents d {where}", params).fetchone()[0]
+    total = conn.execute(f"SELECT count(*) FROM {source} {sql_where}", params).fetchone()[0]
     facets: dict[str, list[tuple[Any, int]]] = {}
     if with_facets:
         for name, (column, _label) in FACETS.items():
-            f_clauses, f_params = _where(words, filters, since, skip_facet=name)
-            f_where = ("WHERE " + " AND ".join(f_clauses)) if f_clauses else ""
+            f_where, f_params = where(skip_facet=name)
             facets[name] = [(r[0], r[1]) for r in conn.execute(
-                f"SELECT d.{column}, count(*) AS n FROM documents d {f_where} "
+                f"SELECT d.{column}, count(*) AS n FROM {source} {f_where} "
                 f"GROUP BY d.{column} ORDER BY n DESC, d.{column} LIMIT {FACET_LIMIT}", f_params)]
     return SearchResult(rows, total, facets, words)
 

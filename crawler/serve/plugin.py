@@ -96,9 +96,9 @@ class GovcrawlPlugin:
     @hookimpl
     def handle_exception(self, datasette: Any, request: Any, exception: Exception) -> Any:
         """Plain error pages: the status and a short reason, never a traceback or locals."""
-        from datasette.utils.asgi import Base400
-
-        status = exception.status if isinstance(exception, Base400) else 500
+        status = getattr(exception, "status", 500)  # Base400, DatasetteError carry theirs
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            status = 500
         reason = {400: "bad request", 403: "forbidden", 404: "not found",
                   405: "method not allowed"}.get(status, "internal error")
 
