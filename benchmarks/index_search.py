@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=50000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--archive", help="reuse/keep the generated archive here")
+    parser.add_argument("--db", help="keep the index here (rebuilt from scratch)")
     args = parser.parse_args()
 
     from crawler.archive import open_archive
@@ -109,7 +110,9 @@ def main() -> None:
             secs = write_archive(root, args.docs)
             print(f"archive written in {secs:.0f}s", flush=True)
         archive = open_archive(str(root))
-        db = Path(tmp) / "index.db"
+        db = Path(args.db) if args.db else Path(tmp) / "index.db"
+        for old in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            old.unlink(missing_ok=True)
         stats = build_index(archive, db)
         print(f"full build: {stats.versions} documents in {stats.seconds:.1f}s = "
               f"{stats.versions / stats.seconds:.0f} docs/s; index {db.stat().st_size >> 20} MiB",
