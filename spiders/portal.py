@@ -2,9 +2,11 @@
 
 One :class:`PortalSpider` subclass per profile (generated in ``spiders/__init__.py``) crawls
 column (list) pages -> their next pages -> articles (stitching multi-page articles into one
-item) -> attachments, and yields :class:`~crawler.items.PageItem` objects. Link discovery and
-pagination are the plain functions of :mod:`crawler.listing`; skipping already-archived articles
-is :class:`crawler.incremental.IncrementalMiddleware`, which this spider enables for itself.
+item) -> attachments, and yields :class:`~crawler.items.PageItem` objects. It schedules, keeps
+the budgets (``max_pages``, ``max_depth``, traps, off-site links) and stitches articles; what a
+page links to is read by the page object of the profile's ``cms`` family (:mod:`crawler.pages`).
+Skipping already-archived articles is :class:`crawler.incremental.IncrementalMiddleware`, which
+this spider enables for itself.
 
 Request roles (``request.meta["govcrawl_role"]``): ``list`` (a column's first page), ``page`` (a
 further page of a column), ``article``, ``article_page`` (page 2..n of an article),
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from scrapy import Request, Spider, signals
@@ -25,11 +28,13 @@ from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from crawler import listing, urls
+from crawler import urls
 from crawler.attachments import is_attachment, sha256_hex
 from crawler.challenges import CHALLENGE_STATUSES, detect_challenge, record_challenge
 from crawler.incremental import ColumnLog
 from crawler.items import ARTICLE, ATTACHMENT, PageItem, ResponseRecord
+from crawler.listing import Link
+from crawler.pages import GenericPage, PageOptions, page_for
 from crawler.profiles import Profile
 from spiders.fetch import describe_failure
 
@@ -76,6 +81,20 @@ class CrawlLog:
                          "status": item.response.status, "bytes": len(item.response.body)})
 
 
+@dataclass
+class ArticleState:
+    """One article being assembled: its first page, its further pages (fetched and to go) and
+    its attachments (to fetch, and the sha256 of each one stored), all before it is yielded."""
+
+    first: ResponseRecord
+    found_on: str | None = None
+    link_text: str | None = None
+    todo: list[str] = field(default_factory=list)  # URLs of its further pages, in order
+    pages: list[ResponseRecord] = field(default_factory=list)  # further pages fetched
+    attachments: list[Link] = field(default_factory=list)  # attachment links still to fetch
+    files: dict[str, str] = field(default_factory=dict)  # canonical attachment URL -> sha256
+
+
 class PortalSpider(Spider):
     """Crawl one portal's 政务公开 columns as its :class:`~crawler.profiles.Profile` describes."""
 
@@ -101,6 +120,7 @@ class PortalSpider(Spider):
         self.allowed_domains = list(self.profile.allowed_domains)
         self.start_urls = list(self.profile.start_urls)
         self.trap_guard = urls.TrapGuard()
+        self.page_options = PageOptions.from_profile(self.profile)
         self.list_pages = 0
         self.columns: ColumnLog | None = None
         self.crawl_id = ""
@@ -194,45 +214,18 @@ class PortalSpider(Spider):
             self.crawler.stats.inc_value(f"govcrawl/errors/{kind}")
         logger.info("Download failed (%s) for %s", kind, request.url)
         self._start_failed(request, describe_failure(failure))
-        pending = meta.get("govcrawl_article")
-        if pending is not None and meta.get(ROLE) == "article_page":
+        article = meta.get("govcrawl_article")
+        if article is not None and meta.get(ROLE) == "article_page":
             # keep the pages we have rather than lose the whole article
-            pending["todo"] = []
-        if pending is not None:
-            yield from self._continue_article(pending)
+            article.todo.clear()
+        if article is not None:
+            yield from self._continue_article(article)
 
     # --- list pages -------------------------------------------------------------------------
 
-    def _list_links(self, response: TextResponse) -> list[listing.Link]:
-        text = response.text
-        url = response.url
-        links: list[listing.Link] = []
-        store = listing.hanweb_datastore(text, url)
-        if store is not None:
-            links.extend(listing.hanweb_links(store, url))
-        fragment = listing.jpaas_html(text) if text.lstrip().startswith("{") else None
-        if fragment is not None:
-            links.extend(listing.extract_links(fragment, url))
-        if (store is None or "dataproxy.jsp" not in url) and fragment is None:
-            links.extend(listing.extract_links(text, url, self.profile.selectors.get("list")))
-        return links
-
-    def _next_list_pages(self, response: TextResponse,
-                         links: list[listing.Link]) -> list[str]:
-        if self.profile.pagination == "none":
-            return []
-        text, url = response.text, response.url
-        store = listing.hanweb_datastore(text, url)
-        if store is not None and store.proxy_url:
-            nxt = listing.hanweb_next_url(store, url, self.profile.hanweb_perpage)
-            return [nxt] if nxt else []
-        if "/build/unit" in url and listing.jpaas_html(text) is not None:
-            return [listing.jpaas_next_url(url)] if links else []
-        selector = self.profile.selectors.get("next")
-        if selector:
-            hrefs = response.css(selector).css("a::attr(href), ::attr(href)").getall()
-            return [response.urljoin(h) for h in hrefs[:1]]
-        return listing.list_next_pages(text, url, links)
+    def _page(self, response: TextResponse) -> GenericPage:
+        """The page object reading ``response`` for this profile's ``cms``."""
+        return page_for(response.url, response.text, self.profile.cms, self.page_options)
 
     def parse_list(self, response: Response) -> Iterator[Request]:
         if self._challenged(response) or not isinstance(response, TextResponse):
@@ -241,9 +234,10 @@ class PortalSpider(Spider):
         role = meta.get(ROLE, "list")
         column = meta.get("govcrawl_column", response.url)
         depth = meta.get("govcrawl_depth", 0)
-        links = self._list_links(response)
+        page = self._page(response)
+        links = page.links()
         articles = attachments = 0
-        sublists: list[listing.Link] = []
+        sublists: list[Link] = []
         for link in links:
             url = urls.canonicalize(link.url)
             if not urls.host_allowed(url, self.profile.allowed_domains) or url == response.url:
@@ -274,7 +268,9 @@ class PortalSpider(Spider):
                 yield request
         if articles + attachments == 0 and role != "list":
             return  # an empty further page ends the column
-        for url in self._next_list_pages(response, links):
+        if self.profile.pagination == "none":
+            return
+        for url in page.next_pages():
             request = self._request(url, self.parse_list, "page", govcrawl_column=column,
                                     govcrawl_depth=depth)
             if request is not None:
@@ -298,30 +294,11 @@ class PortalSpider(Spider):
 
     # --- articles ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _article_links(response: TextResponse) -> list[listing.Link]:
-        """An article's links, skipping the full parse when the page cannot link anything an
-        article needs (most pages: the walk over a portal template's links is costly)."""
-        if not listing.article_link_hints(response.text, response.url):
-            return []
-        return listing.extract_links(response.text, response.url)
-
-    def _attachment_links(self, response: TextResponse,
-                          links: list[listing.Link]) -> list[listing.Link]:
-        """The attachment links of an article page (inside the profile's article container when
-        it has one)."""
-        if not links:
-            return []
-        container = self.profile.selectors.get("article")
-        if container and response.css(container):
-            links = listing.extract_links(response.text, response.url, container)
-        return [link for link in links if is_attachment(link.url)]
-
-    def _article_item(self, pending: dict[str, Any]) -> PageItem:
-        return PageItem(site=self.name, kind=ARTICLE, response=pending["first"],
-                        more_pages=list(pending["pages"]), crawl_id=self.crawl_id,
-                        found_on=pending.get("found_on"), link_text=pending.get("link_text"),
-                        attachment_files=dict(pending["files"]))
+    def _article_item(self, article: ArticleState) -> PageItem:
+        return PageItem(site=self.name, kind=ARTICLE, response=article.first,
+                        more_pages=list(article.pages), crawl_id=self.crawl_id,
+                        found_on=article.found_on, link_text=article.link_text,
+                        attachment_files=dict(article.files))
 
     def parse_article(self, response: Response) -> Iterator[PageItem | Request]:
         if response.status == 304:
@@ -329,69 +306,63 @@ class PortalSpider(Spider):
             return
         if self._challenged(response):
             return
-        meta = response.meta
         if not isinstance(response, TextResponse):
             yield self._attachment_item(response)
             return
-        links = self._article_links(response)
-        pending = {
-            "first": ResponseRecord.from_response(response),
-            "pages": [],
-            "found_on": meta.get("found_on"),
-            "link_text": meta.get("link_text"),
-            "todo": listing.article_pages(response.text, response.url, links)[:MAX_ARTICLE_PAGES],
-            "attachments": self._attachment_links(response, links),
-            "files": {},  # canonical attachment URL -> sha256 of the stored body
-        }
-        yield from self._continue_article(pending)
+        page = self._page(response)
+        article = ArticleState(first=ResponseRecord.from_response(response),
+                               found_on=response.meta.get("found_on"),
+                               link_text=response.meta.get("link_text"),
+                               todo=page.more_pages()[:MAX_ARTICLE_PAGES],
+                               attachments=page.attachments())
+        yield from self._continue_article(article)
 
-    def _continue_article(self, pending: dict[str, Any]) -> Iterator[PageItem | Request]:
+    def _continue_article(self, article: ArticleState) -> Iterator[PageItem | Request]:
         """Fetch the article's next page, else its next attachment, else yield the article: its
         attachments are stored before it, so its meta.json can name their keys."""
-        while pending["todo"]:
-            url = pending["todo"].pop(0)
+        while article.todo:
+            url = article.todo.pop(0)
             request = self._request(url, self.parse_article_page, "article_page",
-                                    govcrawl_article=pending)
+                                    govcrawl_article=article)
             if request is not None:
                 request.dont_filter = True  # a page belongs to this article even if seen
                 yield request
                 return
-        page_url = pending["first"].url
-        while pending["attachments"]:
-            link = pending["attachments"].pop(0)
+        page_url = article.first.url
+        while article.attachments:
+            link = article.attachments.pop(0)
             url = urls.canonicalize(link.url)
-            if url in pending["files"]:
+            if url in article.files:
                 continue
             if url in self.attachment_files:  # stored already by this crawl
-                pending["files"][url] = self.attachment_files[url]
+                article.files[url] = self.attachment_files[url]
                 continue
             request = self._request(url, self.parse_article_attachment, ARTICLE_ATTACHMENT,
-                                    govcrawl_article=pending, found_on=page_url,
+                                    govcrawl_article=article, found_on=page_url,
                                     link_text=link.text)
             if request is not None:
                 request.dont_filter = True  # its sha256 is needed even if another page had it
                 yield request
                 return
-        yield self._article_item(pending)
+        yield self._article_item(article)
 
     def parse_article_page(self, response: Response) -> Iterator[PageItem | Request]:
-        pending = response.meta["govcrawl_article"]
+        article: ArticleState = response.meta["govcrawl_article"]
         if not self._challenged(response) and isinstance(response, TextResponse):
-            pending["pages"].append(ResponseRecord.from_response(response))
-            links = self._article_links(response)
-            pending["attachments"].extend(self._attachment_links(response, links))
+            article.pages.append(ResponseRecord.from_response(response))
+            article.attachments.extend(self._page(response).attachments())
             self.crawler.stats.inc_value("govcrawl/article_pages_stitched")
-        yield from self._continue_article(pending)
+        yield from self._continue_article(article)
 
     def parse_article_attachment(self, response: Response) -> Iterator[PageItem | Request]:
         """An attachment of the article being assembled: yield it, note its sha256, go on."""
-        pending = response.meta["govcrawl_article"]
+        article: ArticleState = response.meta["govcrawl_article"]
         requested = (response.meta.get("redirect_urls") or [response.url])[0]
         for item in self.parse_attachment(response):
             sha = sha256_hex(item.response.body)
-            pending["files"][requested] = self.attachment_files[requested] = sha
+            article.files[requested] = self.attachment_files[requested] = sha
             yield item
-        yield from self._continue_article(pending)
+        yield from self._continue_article(article)
 
     # --- attachments ------------------------------------------------------------------------
 
