@@ -12,9 +12,9 @@ Each profile gets ``cassettes/<name>.yaml`` (a vcrpy cassette, written with
 * ``404`` answers for every other URL the crawl will ask for (documents a real list links but
   nobody saved): the cassette then answers every request of an offline crawl.
 
-The 404 set is found by walking the cassette with the spider's own link functions
-(:mod:`crawler.listing`) and the profile's patterns. ``cassettes/README.md`` says, per cassette,
-what is real and what was built.
+The 404 set is found by walking the cassette with the spider's own page objects
+(:mod:`crawler.pages`, for the profile's ``cms``) and the profile's patterns.
+``cassettes/README.md`` says, per cassette, what is real and what was built.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from crawler import listing, urls  # noqa: E402
+from crawler import urls  # noqa: E402
 from crawler.attachments import is_attachment  # noqa: E402
 from crawler.cassette import Interaction, write_cassette  # noqa: E402
+from crawler.pages import PageOptions, page_for  # noqa: E402
 from crawler.profiles import Profile, load_profiles  # noqa: E402
 
 CORPUS = REPO / "tests" / "corpus"
@@ -308,7 +309,7 @@ def build_sites() -> dict[str, Site]:
 
 
 def crawl_urls(site: Site) -> set[str]:
-    """Every URL an offline crawl of ``site`` requests, found with the spider's link functions."""
+    """Every URL an offline crawl of ``site`` requests, found with the spider's page objects."""
     profile = site.profile
     seen: set[str] = set()
     todo = [(urls.canonicalize(u), "list") for u in profile.start_urls]
@@ -322,27 +323,19 @@ def crawl_urls(site: Site) -> set[str]:
                 "text/html"):
             continue
         text = page.body.decode("utf-8", "replace")
-        links = listing.extract_links(text, url)
-        store = listing.hanweb_datastore(text, url)
-        if store:
-            links += listing.hanweb_links(store, url)
+        reader = page_for(url, text, profile.cms, PageOptions.from_profile(profile))
         if role == "list":
-            for link in links:
+            for link in reader.links():
                 u = urls.canonicalize(link.url)
                 if is_attachment(u):
                     todo.append((u, "attachment"))
                 elif profile.is_article(u):
                     todo.append((u, "article"))
-            nxt = listing.list_next_pages(text, url, links)
-            if store and store.proxy_url:
-                nxt = [n for n in [listing.hanweb_next_url(store, url, profile.hanweb_perpage)]
-                       if n]
-            todo.extend((urls.canonicalize(u), "list") for u in nxt)
+            todo.extend((urls.canonicalize(u), "list") for u in reader.next_pages())
         else:
-            todo.extend((urls.canonicalize(u), "page")
-                        for u in listing.article_pages(text, url, links))
-            todo.extend((urls.canonicalize(link.url), "attachment") for link in links
-                        if is_attachment(link.url))
+            todo.extend((urls.canonicalize(u), "page") for u in reader.more_pages())
+            todo.extend((urls.canonicalize(link.url), "attachment")
+                        for link in reader.attachments())
     return seen
 
 
