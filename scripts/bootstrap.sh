@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up govcrawl on a fresh Debian/Ubuntu machine: a virtualenv in .venv with govcrawl installed.
 #   bash scripts/bootstrap.sh          runtime only
-#   bash scripts/bootstrap.sh --test   also the test tools, Chromium (JS rendering) and Redis
+#   bash scripts/bootstrap.sh --test   also the test tools, Chromium (JS rendering), Redis and pywb
+#                                      (in .venv-pywb: it pins an old redis client)
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,11 @@ fi
 python3 -m venv .venv
 if [ "$with_test" = 1 ]; then
   .venv/bin/pip install -q -e '.[test]'
+  # pywb (the WACZ replay test) pins redis 2.10 and fakeredis < 1: it gets its own virtualenv
+  if [ ! -x .venv-pywb/bin/wayback ]; then
+    python3 -m venv .venv-pywb
+    .venv-pywb/bin/pip install -q 'pywb>=2.8,<3'
+  fi
 else
   .venv/bin/pip install -q -e .
 fi

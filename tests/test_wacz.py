@@ -26,11 +26,14 @@ from tests.crawled_archive import (
     free_port,
 )
 
+#: pywb pins redis 2.10 and fakeredis < 1 (govcrawl needs redis >= 5): scripts/bootstrap.sh --test
+#: installs it in its own virtualenv beside the project's, ``.venv-pywb``.
+PYWB_BIN = Path(sys.prefix).parent / ".venv-pywb" / "bin"
 BIN = Path(sys.executable).parent
 
 
-def tool(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / name), *args], cwd=cwd, capture_output=True, text=True,
+def tool(name: str, *args: str, cwd: Path, bin_dir: Path = BIN) -> subprocess.CompletedProcess:
+    return subprocess.run([str(bin_dir / name), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300)
 
 
@@ -81,11 +84,12 @@ def test_pages_replay_in_pywb(crawled, tmp_path, govcrawl):  # noqa: F811
     out = tmp_path / "liuzhi.wacz"
     assert govcrawl("archive", "export-wacz", "--site", "liuzhi", str(out),
                     *crawled.args()).returncode == 0
-    assert tool("wb-manager", "init", "gov", cwd=tmp_path).returncode == 0
-    added = tool("wb-manager", "add", "--unpack-wacz", "gov", str(out), cwd=tmp_path)
+    assert tool("wb-manager", "init", "gov", cwd=tmp_path, bin_dir=PYWB_BIN).returncode == 0
+    added = tool("wb-manager", "add", "--unpack-wacz", "gov", str(out), cwd=tmp_path,
+                 bin_dir=PYWB_BIN)
     assert added.returncode == 0, added.stderr
     port = free_port()
-    proc = subprocess.Popen([str(BIN / "wayback"), "-p", str(port), "-b", "127.0.0.1"],
+    proc = subprocess.Popen([str(PYWB_BIN / "wayback"), "-p", str(port), "-b", "127.0.0.1"],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ})
     base = f"http://127.0.0.1:{port}/gov"
