@@ -124,3 +124,30 @@ def test_normalise_text_equals_its_plain_definition_on_real_texts():
     variants = [t.replace("，", ",").replace("\n", "\n\n ") for t in texts]
     for text in [*texts, *variants, "", " \n ", "ｶﾞｲﾄﾞ　１２３ＡＢＣ\u3000①"]:
         assert normalise_text(text) == reference_normalise(text)
+
+
+def test_state_lsh_batches_find_what_datasketch_lsh_finds(tmp_path):
+    """StateLSH reads and writes its buckets in batches: same candidates as datasketch's own
+    in-memory MinHashLSH with the same bands, and as the state's one-bucket-at-a-time reads."""
+    from crawler.dedup.minhash import StateLSH, band_params
+    from crawler.dedup.sqlite import SQLiteDedupState
+    from crawler.dedup.state import DedupState
+
+    state = SQLiteDedupState(tmp_path / "dedup.sqlite")
+    ours = StateLSH(state, 0.9, 64)
+    theirs = MinHashLSH(num_perm=64, params=band_params(0.9, 64))
+    texts = real_texts()  # doc ids are hex, as make_doc_id's are
+    for i, text in enumerate(texts):
+        for j, variant in enumerate((text, edit_text(text, 0.02))):
+            sig = signature(normalise_text(variant))
+            ours.replace(f"{i:04x}{j:04x}", sig)
+            theirs.insert(f"{i:04x}{j:04x}", sig)
+    ours.replace("00000000", signature(normalise_text(texts[1])))  # re-indexed under another text
+    theirs.remove("00000000")
+    theirs.insert("00000000", signature(normalise_text(texts[1])))
+    for text in texts:
+        sig = signature(normalise_text(edit_text(text, 0.01)))
+        assert sorted(ours.query(sig)) == sorted(theirs.query(sig))
+        keys = list(enumerate(ours._band_keys(sig)))
+        assert state.buckets_get(keys) == DedupState.buckets_get(state, keys)
+    state.close()

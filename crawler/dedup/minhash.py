@@ -198,11 +198,27 @@ class StateLSH(MinHashLSH):
         self.hashtables = [_Buckets(state, i) for i in range(self.b)]
         self.keys = _Keys(state, self.b)
 
+        self.state = state
+
+    def _band_keys(self, sig: LeanMinHash) -> list[bytes]:
+        return [self._H(sig.hashvalues[start:end]) for start, end in self.hashranges]
+
     def replace(self, doc_id: str, sig: LeanMinHash) -> None:
-        """Index ``doc_id`` under ``sig``, dropping the bands of its previous signature."""
+        """Index ``doc_id`` under ``sig``, dropping the bands of its previous signature
+        (what ``remove`` + ``insert`` do, with the buckets written in one batch)."""
         if doc_id in self:
             self.remove(doc_id)
-        self.insert(doc_id, sig, check_duplication=False)
+        if len(sig) != self.h:
+            raise ValueError(f"Expecting minhash with length {self.h}, got {len(sig)}")
+        keys = self._band_keys(sig)
+        self.keys.insert(doc_id, *keys)
+        self.state.buckets_add(enumerate(keys), doc_id)
+
+    def query(self, minhash: LeanMinHash) -> list[str]:
+        """``MinHashLSH.query`` with the buckets read in one batch."""
+        if len(minhash) != self.h:
+            raise ValueError(f"Expecting minhash with length {self.h}, got {len(minhash)}")
+        return list(self.state.buckets_get(enumerate(self._band_keys(minhash))))
 
     def candidates(self, sig: LeanMinHash, exclude: Iterable[str] = ()) -> list[str]:
         skip = set(exclude)

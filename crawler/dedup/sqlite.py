@@ -12,7 +12,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -229,6 +229,22 @@ class SQLiteDedupState(DedupState):
         rows = self.conn.execute("SELECT doc FROM buckets WHERE band = ? AND key = ?",
                                  (band, _band_key(key)))
         return [_doc_id(r[0]) for r in rows]
+
+    @_locked
+    def buckets_get(self, keys: Iterable[tuple[int, bytes]]) -> set[str]:
+        pairs = [(band, _band_key(key)) for band, key in keys]
+        if not pairs:
+            return set()
+        where = " OR ".join(["(band = ? AND key = ?)"] * len(pairs))
+        rows = self.conn.execute(f"SELECT doc FROM buckets WHERE {where}",
+                                 [v for pair in pairs for v in pair])
+        return {_doc_id(r[0]) for r in rows}
+
+    @_locked
+    def buckets_add(self, keys: Iterable[tuple[int, bytes]], doc_id: str) -> None:
+        doc = _doc_key(doc_id)
+        self.conn.executemany("INSERT OR IGNORE INTO buckets VALUES (?, ?, ?)",
+                              [(band, _band_key(key), doc) for band, key in keys])
 
     @_locked
     def bucket_add(self, band: int, key: bytes, doc_id: str) -> None:

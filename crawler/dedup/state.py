@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -210,6 +210,15 @@ class DedupState(ABC):
 
     @abstractmethod
     def lsh_keys_put(self, doc_id: str, keys: bytes | None) -> None: ...
+
+    def buckets_get(self, keys: Iterable[tuple[int, bytes]]) -> set[str]:
+        """The docs in any of the ``(band, key)`` buckets (backends may do it in one query)."""
+        return {doc for band, key in keys for doc in self.bucket_get(band, key)}
+
+    def buckets_add(self, keys: Iterable[tuple[int, bytes]], doc_id: str) -> None:
+        """Add ``doc_id`` to each ``(band, key)`` bucket."""
+        for band, key in keys:
+            self.bucket_add(band, key, doc_id)
 
     # housekeeping ----------------------------------------------------------------------------
     @abstractmethod
