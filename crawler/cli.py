@@ -236,9 +236,20 @@ def available_spiders(settings: Any) -> list[str]:
     return sorted(name for name in get_spider_loader(settings).list() if name != "fetch")
 
 
+def crawl_report(result: Any) -> dict[str, Any]:
+    """The report the crawl's :class:`~crawler.extensions.CrawlReport` built (and logged and
+    archived); a crawl that never opened (refused at start) has none: one from its stats."""
+    from crawler.report import build_report
+
+    built = result.stats.get("govcrawl/report")
+    if built:
+        return json.loads(built)
+    return build_report(result.spider, result.stats, result.stats.get("govcrawl/crawl_id"))
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from crawler.profiles import read_profiles
-    from crawler.report import build_report, format_table
+    from crawler.report import format_table
     from crawler.runner import project_settings, run_spiders
 
     overrides = {"LOG_LEVEL": "INFO", **common_overrides(args)}
@@ -273,7 +284,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if live:  # the live display replaces the per-crawler progress line
         settings.set("GOVCRAWL_PROGRESS_TTY", False, priority="cmdline")
     results = run_spiders([(site, {}) for site in sites], settings, live=live)
-    reports = [build_report(r.spider, r.stats, r.stats.get("govcrawl/crawl_id")) for r in results]
+    reports = [crawl_report(r) for r in results]
     print(format_table(reports))
     if log_path is not None:
         print(f"log: {log_path}")

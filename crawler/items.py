@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 ARTICLE = "article"
 ATTACHMENT = "attachment"
@@ -157,18 +158,22 @@ class PageItem:
         return self.response.url
 
 
-def crawl_id(crawler: Any) -> str:
-    """The id of the crawl ``crawler`` runs: ``GOVCRAWL_CRAWL_ID`` if set, else start time + spider.
+def new_crawl_id(name: str) -> str:
+    """A fresh crawl id: UTC start time + spider name (``20240701T060000Z-liuzhi``)."""
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{name}"
 
-    Computed once per crawler and cached on it, so every component of one crawl agrees.
-    """
-    cached = getattr(crawler, "_govcrawl_crawl_id", None)
-    if cached:
-        return cached
+
+#: Ids of crawlers built without the project's ``ADDONS`` (bare ``get_crawler`` in tests).
+_UNSET_IDS: WeakKeyDictionary[Any, str] = WeakKeyDictionary()
+
+
+def crawl_id(crawler: Any) -> str:
+    """The id of the crawl ``crawler`` runs: its ``GOVCRAWL_CRAWL_ID`` setting, made once before
+    the crawl by :class:`crawler.addons.CrawlId`, so every component of one crawl agrees."""
     value = crawler.settings.get("GOVCRAWL_CRAWL_ID")
-    if not value:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        name = getattr(getattr(crawler, "spider", None), "name", None) or "crawl"
-        value = f"{stamp}-{name}"
-    crawler._govcrawl_crawl_id = value
-    return value
+    if value:
+        return str(value)
+    if crawler not in _UNSET_IDS:  # a crawler outside the project settings (no add-on)
+        name = getattr(getattr(crawler, "spidercls", None), "name", None) or "crawl"
+        _UNSET_IDS[crawler] = new_crawl_id(name)
+    return _UNSET_IDS[crawler]

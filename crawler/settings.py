@@ -56,6 +56,8 @@ DOWNLOAD_HANDLERS = {
 DOWNLOADER_MIDDLEWARES = {
     "crawler.politeness.CrawlDelayMiddleware": 110,
 }
+#: Makes the crawl id (GOVCRAWL_CRAWL_ID) once per crawler, before its settings freeze.
+ADDONS = {"crawler.addons.CrawlId": 0}
 EXTENSIONS = {
     "crawler.extensions.Progress": 500,
     "crawler.extensions.CrawlReport": 510,

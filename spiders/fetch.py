@@ -11,7 +11,7 @@ from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from crawler.items import ARTICLE, PageItem, ResponseRecord
+from crawler.items import ARTICLE, PageItem, ResponseRecord, crawl_id
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -71,7 +71,7 @@ class FetchSpider(Spider):
             site=self.site or urlsplit(response.url).hostname or "unknown",
             kind=ARTICLE,
             response=ResponseRecord.from_response(response),
-            crawl_id=self.settings.get("GOVCRAWL_CRAWL_ID") or "",
+            crawl_id=crawl_id(self.crawler),
         )
 
     def on_error(self, failure: Failure) -> None:

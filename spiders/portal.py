@@ -32,7 +32,7 @@ from crawler import urls
 from crawler.attachments import is_attachment, sha256_hex
 from crawler.challenges import CHALLENGE_STATUSES, detect_challenge, record_challenge
 from crawler.incremental import ColumnLog
-from crawler.items import ARTICLE, ATTACHMENT, PageItem, ResponseRecord
+from crawler.items import ARTICLE, ATTACHMENT, PageItem, ResponseRecord, crawl_id
 from crawler.listing import Link
 from crawler.pages import GenericPage, PageOptions, page_for
 from crawler.profiles import Profile
@@ -133,7 +133,7 @@ class PortalSpider(Spider):
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> PortalSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.columns = ColumnLog.from_settings(crawler.settings, spider.name)
-        spider.crawl_id = crawler.settings.get("GOVCRAWL_CRAWL_ID") or ""
+        spider.crawl_id = crawl_id(crawler)
         log_path = crawler.settings.get("GOVCRAWL_CRAWL_LOG")
         if log_path:
             spider.crawl_log = CrawlLog(log_path, spider.name)

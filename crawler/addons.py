@@ -1,0 +1,25 @@
+"""Scrapy add-ons of the project (``ADDONS`` in :mod:`crawler.settings`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawler.items import new_crawl_id
+
+
+class CrawlId:
+    """Makes the crawl id once per crawler, before its settings freeze: ``GOVCRAWL_CRAWL_ID``
+    (kept when given, e.g. ``-s GOVCRAWL_CRAWL_ID=...``), else start time + spider name. Every
+    component reads that setting (:func:`crawler.items.crawl_id`)."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> CrawlId:
+        return cls(crawler)
+
+    def update_settings(self, settings: Any) -> None:
+        if not settings.get("GOVCRAWL_CRAWL_ID"):
+            name = getattr(self.crawler.spidercls, "name", None) or "crawl"
+            settings.set("GOVCRAWL_CRAWL_ID", new_crawl_id(name), priority="addon")
