@@ -11,12 +11,29 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 from scrapy.utils.project import get_project_settings
 
+#: Settings that are also read from the environment (besides every declared ``GOVCRAWL_*``).
+ENV_SETTINGS = ("AWS_ENDPOINT_URL",)
+#: ``GOVCRAWL_*`` names read from the environment only, never settings.
+ENV_ONLY = ("GOVCRAWL_PROFILES", "GOVCRAWL_DEBUG")
+
+
+def env_settings(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The settings given as environment variables: every ``GOVCRAWL_*`` declared in
+    :mod:`crawler.settings`, and ``AWS_ENDPOINT_URL``. Empty values are ignored."""
+    from crawler import settings as declared
+
+    environ = os.environ if environ is None else environ
+    names = [n for n in vars(declared) if n.startswith("GOVCRAWL_")] + list(ENV_SETTINGS)
+    return {n: environ[n] for n in names if environ.get(n)}
+
 
 def project_settings(overrides: dict[str, Any] | None = None) -> Settings:
-    """govcrawl's Scrapy settings (``crawler.settings``) with ``overrides`` on top."""
+    """govcrawl's Scrapy settings, the one builder every command uses: the defaults of
+    :mod:`crawler.settings`, then settings given as environment variables
+    (:func:`env_settings`), then ``overrides`` (the command line)."""
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
     settings = get_project_settings()
-    overrides = dict(overrides or {})
+    overrides = {**env_settings(), **(overrides or {})}
     if "GOVCRAWL_CONTACT_URL" in overrides and "USER_AGENT" not in overrides:
         overrides["USER_AGENT"] = f"govcrawl/0.1 (+{overrides['GOVCRAWL_CONTACT_URL']})"
     settings.setdict(overrides, priority="cmdline")

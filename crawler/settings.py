@@ -1,7 +1,12 @@
 """Scrapy settings for govcrawl (``scrapy.cfg`` points here).
 
-Our own settings are prefixed ``GOVCRAWL_``; the CLI maps its options onto them, and any of them can
-be given to plain ``scrapy crawl`` with ``-s NAME=value``.
+Our own settings are prefixed ``GOVCRAWL_``; every one is declared here with its default and a
+one-line doc. The CLI maps its options onto them; any of them can be given as ``-s NAME=value``
+(also to plain ``scrapy crawl``) or as an environment variable of the same name, the same way for
+every command (:func:`crawler.runner.project_settings`: defaults < environment < command line).
+
+Read from the environment only (not settings): ``GOVCRAWL_PROFILES`` (profile file or directory,
+:mod:`crawler.profiles`) and ``GOVCRAWL_DEBUG`` (show tracebacks, :mod:`crawler.cli`).
 """
 
 BOT_NAME = "govcrawl"
@@ -23,6 +28,54 @@ GOVCRAWL_RECORD_MODE = "none"
 GOVCRAWL_NETWORK_HANDLER = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
 #: A page that names the crawler and how to reach its operator (sent in the User-Agent).
 GOVCRAWL_CONTACT_URL = "https://github.com/govcrawl/govcrawl"
+
+#: The id of the crawl (``crawls/<id>/`` in the archive); empty: made once per crawler by
+#: crawler.addons.CrawlId (start time + spider name).
+GOVCRAWL_CRAWL_ID = None
+#: Write a JSON-lines log of responses and items (no bodies) to this path (debugging, tests).
+GOVCRAWL_CRAWL_LOG = None
+#: Skip (or, with ``revisit: true``, revalidate) documents the dedup state already knows.
+GOVCRAWL_INCREMENTAL = True
+
+# --- archive (crawler/archive, pipelines/archive.py) -------------------------------------------
+#: Our own bounded retries around each store call, then the write is spooled.
+GOVCRAWL_ARCHIVE_RETRIES = 3
+#: First back-off between those retries (seconds, doubling).
+GOVCRAWL_ARCHIVE_BACKOFF = 0.5
+#: While the store is down, how often (seconds) an item probes it again.
+GOVCRAWL_ARCHIVE_PROBE_INTERVAL = 15.0
+#: Archive writes run in this many threads, off the reactor.
+GOVCRAWL_ARCHIVE_THREADS = 4
+#: WARC segment size (bytes) before rotation.
+GOVCRAWL_ARCHIVE_WARC_MAX_BYTES = 100 * 2**20
+#: S3 payload checksum: ``sha256`` or ``md5``.
+GOVCRAWL_S3_CHECKSUM = "sha256"
+#: S3 addressing style: ``auto``, ``path`` or ``virtual`` (None: botocore's default).
+GOVCRAWL_S3_ADDRESSING_STYLE = None
+#: botocore's own retries per S3 call.
+GOVCRAWL_S3_MAX_ATTEMPTS = 3
+#: S3 connect timeout (seconds).
+GOVCRAWL_S3_CONNECT_TIMEOUT = 5
+#: S3 read timeout (seconds).
+GOVCRAWL_S3_READ_TIMEOUT = 60
+
+# --- dedup (crawler/dedup, pipelines/dedup.py) -------------------------------------------------
+#: Dedup state URI; None: ``sqlite:///<GOVCRAWL_STATE_DIR>/dedup.sqlite``.
+GOVCRAWL_DEDUP_STATE = None
+#: Extra state backends, ``{scheme: class path}``.
+GOVCRAWL_DEDUP_STATE_BACKENDS = {}
+#: SQLite page cache of the dedup state (KiB).
+GOVCRAWL_DEDUP_SQLITE_CACHE_KB = 8192
+#: Near-duplicate threshold: estimated Jaccard similarity of character shingles.
+GOVCRAWL_DEDUP_THRESHOLD = 0.9
+#: MinHash permutations per signature.
+GOVCRAWL_DEDUP_NUM_PERM = 64
+#: Characters per shingle.
+GOVCRAWL_DEDUP_SHINGLE = 5
+#: Texts shorter than this (characters) add title and attachment names to their fingerprint.
+GOVCRAWL_DEDUP_SHORT_TEXT = 200
+#: LSH candidates verified per document at most.
+GOVCRAWL_DEDUP_MAX_CANDIDATES = 200
 
 #: Extraction worker processes: ``auto`` = one per CPU this process may use
 #: (``os.sched_getaffinity``), a number to set it, 0 = inline on the reactor thread (what
@@ -64,6 +117,8 @@ EXTENSIONS = {
 }
 #: Seconds between progress log lines (a terminal gets a live line instead).
 GOVCRAWL_PROGRESS_INTERVAL = 10.0
+#: On a terminal, rewrite one progress line in place (the CLI's live display turns it off).
+GOVCRAWL_PROGRESS_TTY = True
 ITEM_PIPELINES = {
     "pipelines.extract.ExtractionPipeline": 100,
     "pipelines.dedup.DedupPipeline": 300,

@@ -23,20 +23,16 @@ DOC_OUTCOMES = ("new", "changed", "near_duplicate")
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    """Project settings, then ``GOVCRAWL_ARCHIVE``/``GOVCRAWL_STATE_DIR`` from the environment,
-    then the command line."""
-    from scrapy.settings import Settings
+    """Project settings (:func:`crawler.runner.project_settings`: defaults, environment), then
+    the command line."""
+    from crawler.runner import project_settings
 
-    settings = Settings()
-    settings.setmodule("crawler.settings", priority="project")
-    for name in ("GOVCRAWL_ARCHIVE", "GOVCRAWL_STATE_DIR", "AWS_ENDPOINT_URL"):
-        if os.environ.get(name):
-            settings.set(name, os.environ[name], priority="cmdline")
+    overrides: dict[str, Any] = {}
     if getattr(args, "archive", None):
-        settings.set("GOVCRAWL_ARCHIVE", args.archive, priority="cmdline")
+        overrides["GOVCRAWL_ARCHIVE"] = args.archive
     if getattr(args, "state_dir", None):
-        settings.set("GOVCRAWL_STATE_DIR", args.state_dir, priority="cmdline")
-    return settings
+        overrides["GOVCRAWL_STATE_DIR"] = args.state_dir
+    return project_settings(overrides)
 
 
 def _archive(args: argparse.Namespace) -> Archive:
