@@ -2,7 +2,8 @@
 
 Settings:
 
-* ``GOVCRAWL_DEDUP_STATE``: state URI (default ``sqlite:///<GOVCRAWL_STATE_DIR>/dedup.sqlite``);
+* ``GOVCRAWL_DEDUP_STATE``: state URI (default ``sqlite:///<GOVCRAWL_STATE_DIR>/dedup.sqlite``;
+  ``redis://HOST:PORT/DB[?prefix=NAME:]`` for a state shared by the workers of a cluster);
   ``GOVCRAWL_DEDUP_STATE_BACKENDS``: extra ``{scheme: class path}`` backends.
 * ``GOVCRAWL_DEDUP_THRESHOLD`` (0.9), ``GOVCRAWL_DEDUP_NUM_PERM`` (64), ``GOVCRAWL_DEDUP_SHINGLE``
   (5), ``GOVCRAWL_DEDUP_SHORT_TEXT`` (200), ``GOVCRAWL_DEDUP_MAX_CANDIDATES`` (200).

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,3 +64,46 @@ def local_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
 def govcrawl():
     """The CLI runner, as a fixture."""
     return run_govcrawl
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free 127.0.0.1 port for the whole session, stopped at the end."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+class StateBackend:
+    """Where a test's dedup states live: SQLite files in its tmp_path, or key prefixes of its
+    own in the session's redis-server. ``uri(name)`` names one state; ``open(name)`` opens it."""
+
+    def __init__(self, kind: str, tmp_path: Path, redis_url: str = "", tag: str = ""):
+        self.kind, self.tmp_path, self.redis_url, self.tag = kind, tmp_path, redis_url, tag
+
+    def uri(self, name: str = "dedup") -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.tmp_path}/{name}.sqlite"
+        return f"{self.redis_url}?prefix={self.tag}:{name}:"
+
+    def settings(self, name: str = "dedup") -> dict[str, str]:
+        return {"GOVCRAWL_DEDUP_STATE": self.uri(name)}
+
+    def open(self, name: str = "dedup"):
+        """A new instance of the state (as another process would open it)."""
+        from crawler.dedup.redis_state import RedisDedupState
+        from crawler.dedup.sqlite import SQLiteDedupState
+
+        cls = SQLiteDedupState if self.kind == "sqlite" else RedisDedupState
+        return cls.from_uri(self.uri(name))
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state_backend(request, tmp_path) -> StateBackend:
+    """Each dedup state test runs on both backends (same test, same assertions)."""
+    if request.param == "sqlite":
+        return StateBackend("sqlite", tmp_path)
+    server = request.getfixturevalue("redis_server")
+    return StateBackend("redis", tmp_path, server.url, f"t-{uuid.uuid4().hex}")

@@ -26,8 +26,8 @@ def run(pipeline: DedupPipeline, item):
 
 
 @pytest.fixture
-def pipeline(tmp_path):
-    p = make_pipeline(tmp_path / "state")
+def pipeline(tmp_path, state_backend):
+    p = make_pipeline(tmp_path / "state", **state_backend.settings())
     yield p
     p.close_spider()
 
@@ -65,12 +65,12 @@ def test_different_documents_are_new(pipeline):
     assert len({r.doc_id for r in results}) == len(texts)
 
 
-def test_recrawl_of_unchanged_pages_is_unchanged_after_restart(tmp_path):
+def test_recrawl_of_unchanged_pages_is_unchanged_after_restart(tmp_path, state_backend):
     arts = corpus_articles()
-    p1 = make_pipeline(tmp_path / "s")
+    p1 = make_pipeline(tmp_path / "s", **state_backend.settings())
     first = [run(p1, make_item(a["url"], a["text"], index_no=a["index_no"])).dedup for a in arts]
     p1.close_spider()
-    p2 = make_pipeline(tmp_path / "s")
+    p2 = make_pipeline(tmp_path / "s", **state_backend.settings())
     again = [run(p2, make_item(a["url"], a["text"], index_no=a["index_no"])).dedup for a in arts]
     stats = p2.stats.get_stats()
     p2.close_spider()

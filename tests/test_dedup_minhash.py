@@ -126,14 +126,13 @@ def test_normalise_text_equals_its_plain_definition_on_real_texts():
         assert normalise_text(text) == reference_normalise(text)
 
 
-def test_state_lsh_batches_find_what_datasketch_lsh_finds(tmp_path):
+def test_state_lsh_batches_find_what_datasketch_lsh_finds(state_backend):
     """StateLSH reads and writes its buckets in batches: same candidates as datasketch's own
     in-memory MinHashLSH with the same bands, and as the state's one-bucket-at-a-time reads."""
     from crawler.dedup.minhash import StateLSH, band_params
-    from crawler.dedup.sqlite import SQLiteDedupState
     from crawler.dedup.state import DedupState
 
-    state = SQLiteDedupState(tmp_path / "dedup.sqlite")
+    state = state_backend.open()
     ours = StateLSH(state, 0.9, 64)
     theirs = MinHashLSH(num_perm=64, params=band_params(0.9, 64))
     texts = real_texts()  # doc ids are hex, as make_doc_id's are
@@ -150,4 +149,8 @@ def test_state_lsh_batches_find_what_datasketch_lsh_finds(tmp_path):
         assert sorted(ours.query(sig)) == sorted(theirs.query(sig))
         keys = list(enumerate(ours._band_keys(sig)))
         assert state.buckets_get(keys) == DedupState.buckets_get(state, keys)
+    state.commit()  # the same answers from the committed buckets
+    for text in texts:
+        sig = signature(normalise_text(edit_text(text, 0.01)))
+        assert sorted(ours.query(sig)) == sorted(theirs.query(sig))
     state.close()

@@ -1,4 +1,6 @@
-"""Dedup state: normalisation, persistence across restarts and crashes, rebuild, configuration."""
+"""Dedup state: normalisation, persistence across restarts and crashes, rebuild, configuration.
+
+The state tests run on both backends (``state_backend``: SQLite and a real redis-server)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,15 @@ from crawler.dedup import (
     DedupConfig,
     DedupConfigError,
     Deduplicator,
+    DedupStateError,
     normalise_text,
     open_state,
     rebuild_state,
     state_uri,
     text_hash,
 )
-from crawler.dedup.sqlite import SQLiteDedupState, sqlite_path
+from crawler.dedup.redis_state import split_uri
+from crawler.dedup.sqlite import sqlite_path
 from tests.dedup_fixtures import REPO, corpus_articles, edit_text, seed_texts
 
 
@@ -41,7 +45,11 @@ def test_state_uri_default_and_sqlite_paths(tmp_path):
     assert sqlite_path("sqlite:///rel/d.sqlite") == "rel/d.sqlite"
     assert sqlite_path("sqlite:////abs/d.sqlite") == "/abs/d.sqlite"
     with pytest.raises(ValueError, match="unknown dedup state scheme"):
-        open_state({"GOVCRAWL_DEDUP_STATE": "redis://127.0.0.1/0"})
+        open_state({"GOVCRAWL_DEDUP_STATE": "mongodb://127.0.0.1/0"})
+    assert split_uri("redis://h:6380/2?prefix=gov:") == ("redis://h:6380/2", "gov:")
+    assert split_uri("redis://h/0")[1] == "govcrawl:dedup:"
+    with pytest.raises(DedupStateError, match="not reachable"):  # nothing listens on port 1
+        open_state({"GOVCRAWL_DEDUP_STATE": "redis://127.0.0.1:1/0"})
     settings = {"GOVCRAWL_DEDUP_STATE": f"sqlite:///{tmp_path}/s.sqlite"}
     state = open_state(settings)
     assert open_state(settings) is state  # one instance per process
@@ -55,13 +63,12 @@ def _check_all(state, items):
     return [dedup.check(url, text) for url, text in items]
 
 
-def test_state_survives_close_and_reopen(tmp_path):
-    path = tmp_path / "d.sqlite"
+def test_state_survives_close_and_reopen(state_backend):
     items = [(f"http://a.gov.cn/{i}.html", t) for i, t in enumerate(seed_texts())]
-    state = SQLiteDedupState(path)
+    state = state_backend.open()
     first = _check_all(state, items)
     state.close()
-    state = SQLiteDedupState(path)
+    state = state_backend.open()
     again = _check_all(state, items)
     assert [r.outcome for r in first] == ["new"] * len(items)
     assert [r.outcome for r in again] == ["unchanged"] * len(items)
@@ -75,7 +82,8 @@ from scrapy.utils.test import get_crawler
 from pipelines.dedup import DedupPipeline
 from tests.dedup_fixtures import make_item, seed_texts
 
-crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": sys.argv[1]})
+crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": sys.argv[1],
+                                     "GOVCRAWL_DEDUP_STATE": sys.argv[2]})
 pipeline = DedupPipeline.from_crawler(crawler)
 texts = seed_texts()
 for i, text in enumerate(texts[:4]):
@@ -88,11 +96,12 @@ os._exit(9)  # no close_spider, no commit at exit
 """
 
 
-def test_state_survives_unclean_stop(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH_SCRIPT), str(tmp_path)],
+def test_state_survives_unclean_stop(state_backend, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CRASH_SCRIPT), str(tmp_path),
+                           state_backend.uri()],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 9 and "processed" in proc.stdout, proc.stderr[-2000:]
-    state = SQLiteDedupState(tmp_path / "dedup.sqlite")
+    state = state_backend.open()
     try:
         dedup = Deduplicator(state)
         texts = seed_texts()
@@ -118,7 +127,7 @@ def _snapshot(state, urls):
     )
 
 
-def test_rebuild_from_records_reproduces_state(tmp_path):
+def test_rebuild_from_records_reproduces_state(state_backend):
     arts = corpus_articles()
     seeds = seed_texts()
     crawl = [(a["url"], a["text"], a["index_no"]) for a in arts]
@@ -126,7 +135,7 @@ def test_rebuild_from_records_reproduces_state(tmp_path):
     crawl += [(arts[3]["url"], arts[3]["text"] + "\n更正说明。", arts[3]["index_no"]),  # changed
               ("http://other.gov.cn/copy.html", seeds[1], None),  # duplicate
               ("http://other.gov.cn/near.html", edit_text(seeds[0], 0.01), None)]  # near dup
-    original = SQLiteDedupState(tmp_path / "orig.sqlite")
+    original = state_backend.open("orig")
     dedup = Deduplicator(original)
     archived = []  # what the archive holds: one record per stored version
     for url, text, index_no in crawl:
@@ -142,7 +151,7 @@ def test_rebuild_from_records_reproduces_state(tmp_path):
     original.commit()
     urls = sorted({u for u, _, _ in crawl})
 
-    rebuilt = SQLiteDedupState(tmp_path / "rebuilt.sqlite")
+    rebuilt = state_backend.open("rebuilt")
     counts = rebuild_state(rebuilt, reversed(archived))  # any order
     assert counts["records"] == len(archived)
     assert _snapshot(rebuilt, urls) == _snapshot(original, urls)
@@ -152,7 +161,7 @@ def test_rebuild_from_records_reproduces_state(tmp_path):
         "unchanged"}
     assert again.check("http://third.gov.cn/c.html", seeds[2]).outcome == "duplicate"
     # plain 5-tuples work too
-    tuples = SQLiteDedupState(tmp_path / "tuples.sqlite")
+    tuples = state_backend.open("tuples")
     rebuild_state(tuples, [(r["doc_id"], r["version"], r["url"], r["index_no"], r["text"])
                            for r in archived[:5]])
     assert tuples.counts()["docs"] == 5
@@ -160,9 +169,35 @@ def test_rebuild_from_records_reproduces_state(tmp_path):
         s.close()
 
 
-def test_changed_settings_are_refused(tmp_path):
-    state = SQLiteDedupState(tmp_path / "d.sqlite")
+def test_changed_settings_are_refused(state_backend):
+    state = state_backend.open()
     Deduplicator(state, DedupConfig(num_perm=64))
     with pytest.raises(DedupConfigError, match="num_perm"):
         Deduplicator(state, DedupConfig(num_perm=128))
     state.close()
+
+
+def test_two_workers_see_each_others_writes_once_committed(state_backend):
+    """Two processes' states on one store (cluster workers on Redis, crawls on one SQLite file):
+    a worker's writes are its own until it commits, then the other's decisions use them."""
+    texts = seed_texts()
+    worker_a, worker_b = state_backend.open(), state_backend.open()
+    dedup_a = Deduplicator(worker_a)
+    worker_a.commit()  # (SQLite has one writer at a time: each commits before the other writes)
+    dedup_b = Deduplicator(worker_b)
+    worker_b.commit()
+    assert dedup_a.check("http://a.gov.cn/1.html", texts[0]).outcome == "new"
+    assert worker_b.get_url("http://a.gov.cn/1.html") is None  # not committed yet
+    worker_a.commit()
+    assert worker_b.get_url("http://a.gov.cn/1.html").doc_id == \
+        worker_a.get_url("http://a.gov.cn/1.html").doc_id
+    copy = dedup_b.check("http://b.gov.cn/copy.html", texts[0])
+    near = dedup_b.check("http://b.gov.cn/near.html", edit_text(texts[0], 0.01))
+    assert (copy.outcome, near.outcome) == ("duplicate", "near_duplicate")
+    assert copy.urls == ["http://a.gov.cn/1.html", "http://b.gov.cn/copy.html"]
+    worker_b.rollback()  # b's item never reached the archive: nothing of it is left
+    assert worker_b.get_url("http://b.gov.cn/copy.html") is None
+    assert worker_a.counts() == worker_b.counts()
+    assert worker_a.counts()["urls"] == 1
+    worker_a.close()
+    worker_b.close()

@@ -1,6 +1,6 @@
 """Dedup state: what earlier crawls saw, kept across runs. Backends are chosen by URI scheme.
 
-:class:`DedupState` is the interface a backend implements (SQLite is built in; Redis can follow).
+:class:`DedupState` is the interface a backend implements (SQLite and Redis are built in).
 It stores five small tables: URL records (also used by incremental crawling), documents (current
 version, fingerprint, MinHash signature), version history, identities (``site + 索引号`` ->
 doc_id), exact-text owners (fingerprint -> doc_id) and the LSH buckets. The dedup *logic* lives in
@@ -25,7 +25,11 @@ from scrapy.utils.misc import load_object
 from crawler.urls import canonicalize
 
 #: Built-in backends by URI scheme; extend with the setting ``GOVCRAWL_DEDUP_STATE_BACKENDS``.
-STATE_BACKENDS = {"sqlite": "crawler.dedup.sqlite.SQLiteDedupState"}
+STATE_BACKENDS = {
+    "sqlite": "crawler.dedup.sqlite.SQLiteDedupState",
+    "redis": "crawler.dedup.redis_state.RedisDedupState",
+    "rediss": "crawler.dedup.redis_state.RedisDedupState",
+}
 
 
 @lru_cache(maxsize=4096)
