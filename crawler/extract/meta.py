@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from urllib.parse import urljoin
 
 from lxml.html import HtmlElement
 
-from crawler.attachments import extension_alternation
+from crawler.extract.filelinks import find_file_links
 from crawler.extract.lexicon import alternation, load, rx, rx_any
 from crawler.extract.lines import is_spammy, normalise
 
@@ -85,7 +84,6 @@ class _MetaLex:
     title_seps: re.Pattern[str]
     site_segment: re.Pattern[str]
     meta_tags: dict[str, list[str]]
-    attachment_ext: re.Pattern[str]
 
 
 @cache
@@ -95,7 +93,6 @@ def meta_lex() -> _MetaLex:
         f"(?P<stop>{alternation(lex['stop_labels'])})"
     ]
     label = rx(r"(?<![\u4e00-\u9fff])(?:" + "|".join(groups) + r")\s?(?:[:：]|$)")
-    exts = extension_alternation()
     return _MetaLex(
         label=label,
         index_shape=rx(lex["index_no_shape"]),
@@ -104,7 +101,6 @@ def meta_lex() -> _MetaLex:
         title_seps=rx(lex["title_separators"]),
         site_segment=rx(lex["site_segment"]),
         meta_tags={k: [x.lower() for x in v] for k, v in lex["meta_tags"].items()},
-        attachment_ext=rx(rf"\.(?:{exts})(?:$|[?#])"),
     )
 
 
@@ -298,37 +294,10 @@ def choose_title(tags: dict[str, str], title_tag: str, heads: list[str]) -> tupl
 # --- attachments
 # ------------------------------------------------------------------------------------
 
-_WRITE_LINK = re.compile(r"<a\s[^>]*?href\s*=\s*[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", re.I | re.S)
-_TAGS = re.compile(r"<[^>]+>")
-
-
 def attachments(
     root: HtmlElement, scope: HtmlElement | None, base_url: str, scripts: list[str]
 ) -> list[dict[str, str]]:
-    """Links to documents (.pdf .doc(x) .xls(x) .wps .ofd .zip .rar .et ...) in the article
-    area, with
-    their visible names; also links written by inline ``document.write()``."""
-    ext = meta_lex().attachment_ext
-    seen: set[str] = set()
-    out: list[dict[str, str]] = []
-
-    def add(href: str, name: str) -> None:
-        href = href.strip()
-        if not href or href.startswith(("javascript:", "mailto:", "#")):
-            return
-        path = href.split("?", 1)[0].split("#", 1)[0].lower()
-        if not ext.search(path):
-            return
-        absolute = urljoin(base_url, href) if base_url else href
-        if absolute in seen:
-            return
-        seen.add(absolute)
-        out.append({"url": absolute, "name": _clean(name) or href.rsplit("/", 1)[-1]})
-
-    for a in (scope if scope is not None else root).iter("a"):
-        add(a.get("href") or "", a.text_content() or a.get("title") or "")
-    for code in scripts:
-        if "document.write" in code:
-            for href, name in _WRITE_LINK.findall(code):
-                add(href, _TAGS.sub("", name))
-    return out
+    """Links to attachment files (the policy's types) in the article area, with their visible
+    names, wherever the page puts them: hrefs, URL attributes of ``javascript:`` links, script
+    handlers, HTML written by inline scripts (:mod:`crawler.extract.filelinks`)."""
+    return find_file_links(scope if scope is not None else root, scripts, base_url)

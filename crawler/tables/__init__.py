@@ -1,8 +1,8 @@
 """The data tables shared by crawling and extraction (``crawler/tables/*.yaml``).
 
 Each table has one owner module: ``urls.yaml`` -> :mod:`crawler.urls`, ``challenges.yaml`` ->
-:mod:`crawler.challenges`, ``attachments.yaml`` -> :mod:`crawler.attachments`. Edit the YAML, not
-the code.
+:mod:`crawler.challenges`, ``attachments.yaml`` -> :mod:`crawler.attachments`,
+``attachment_links.yaml`` -> :mod:`crawler.extract.filelinks`. Edit the YAML, not the code.
 """
 
 from __future__ import annotations

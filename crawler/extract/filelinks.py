@@ -1,0 +1,181 @@
+"""Attachment links wherever a page puts them, with their visible names.
+
+A plain ``<a href="x.pdf">``; an ``<a href="javascript:;">`` (or ``#``, or no href) whose URL is
+in another attribute (UEditor ``_href``, ``data-url``, TRS ``oldsrc`` ...); a script handler
+(``onclick="download('x.pdf')"``, ``window.open('…')``, a ``javascript:`` href) on any element;
+the HTML an inline script writes (``document.write('<a href=…>')``). The attributes, calls and
+writers are data: ``crawler/tables/attachment_links.yaml``; a URL counts only when its path ends
+in an extension of the attachment policy (``crawler/tables/attachments.yaml``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urljoin
+
+import lxml.html
+from lxml import etree
+from lxml.html import HtmlElement
+
+from crawler.attachments import extension_alternation
+from crawler.tables import load_table
+
+_WS = re.compile(r"\s+")
+#: A JavaScript string literal, single or double quoted (escapes kept, one line).
+_JS_STRING = re.compile(r"'((?:[^'\\\n]|\\.)*)'|\"((?:[^\"\\\n]|\\.)*)\"")
+_JS_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", re.S)
+_JS_SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "b": "", "f": "", "v": "", "0": ""}
+
+
+@dataclass(frozen=True)
+class _UrlAttribute:
+    name: str
+    needs_slash: bool = False
+
+
+@dataclass(frozen=True)
+class _Rules:
+    placeholders: tuple[str, ...]
+    attributes: tuple[_UrlAttribute, ...]
+    handlers: tuple[str, ...]
+    calls: tuple[re.Pattern[str], ...]
+    writers: re.Pattern[str]
+    extension: re.Pattern[str]
+
+
+@cache
+def rules() -> _Rules:
+    """The table ``attachment_links.yaml``, compiled."""
+    table = load_table("attachment_links")
+    return _Rules(
+        placeholders=tuple(str(p).lower() for p in table["placeholder_hrefs"]),
+        attributes=tuple(_UrlAttribute(str(a["name"]), bool(a.get("needs_slash")))
+                         for a in table["url_attributes"]),
+        handlers=tuple(str(h).lower() for h in table["handler_attributes"]),
+        calls=tuple(re.compile(p, re.I) for p in table["script_calls"]),
+        writers=re.compile("|".join(f"(?:{w})" for w in table["html_writers"]), re.I),
+        extension=re.compile(rf"\.(?:{extension_alternation()})$", re.I),
+    )
+
+
+def is_file_url(value: str) -> bool:
+    """True when ``value``'s path (before ``?``/``#``) ends in an attachment extension."""
+    path = value.strip().split("#", 1)[0].split("?", 1)[0]
+    return bool(path) and not path.lower().startswith(("javascript:", "mailto:")) \
+        and rules().extension.search(path) is not None
+
+
+def _is_placeholder(href: str | None) -> bool:
+    """True for an href that does not say where its file is (table ``placeholder_hrefs``: the
+    empty entry matches an empty href, the others are prefixes)."""
+    if href is None:
+        return True
+    href = href.strip().lower()
+    return any(href.startswith(p) if p else not href for p in rules().placeholders)
+
+
+def _text(value: str | None) -> str:
+    return _WS.sub(" ", value or "").strip()
+
+
+def _handler_urls(code: str) -> Iterator[str]:
+    """File URLs passed to the table's calls in a piece of script (a handler, a javascript:)."""
+    for call in rules().calls:
+        for m in call.finditer(code):
+            url = _unescape(m.group("url"))
+            if is_file_url(url):
+                yield url
+
+
+def _anchor_url(a: HtmlElement) -> str | None:
+    """The file URL of an ``<a>``: its href, else (placeholder href) the table's attributes,
+    else the calls in its handlers / javascript: href."""
+    href = a.get("href")
+    if not _is_placeholder(href):
+        return href.strip() if href and is_file_url(href) else None
+    for attribute in rules().attributes:
+        value = (a.get(attribute.name) or "").strip()
+        if value and (not attribute.needs_slash or "/" in value) and is_file_url(value):
+            return value
+    return next(_element_handler_urls(a), None)
+
+
+def _element_handler_urls(el: HtmlElement) -> Iterator[str]:
+    for name in rules().handlers:
+        code = el.get(name)
+        if code:
+            yield from _handler_urls(code)
+    href = (el.get("href") or "").strip()
+    if href.lower().startswith("javascript:"):
+        yield from _handler_urls(href)
+
+
+def _name(el: HtmlElement, url: str) -> str:
+    """What the page shows for the link: its text, else its title, else the file's name."""
+    name = _text(el.text_content())
+    title = _text(el.get("title"))
+    if not name and title and title != url:
+        name = title
+    return name or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def _element_links(scope: HtmlElement) -> Iterator[tuple[str, str]]:
+    handlers = rules().handlers
+    for el in scope.iter(etree.Element):
+        if el.tag == "a":
+            url = _anchor_url(el)
+            if url:
+                yield url, _name(el, url)
+        elif any(el.get(h) for h in handlers):
+            for url in _element_handler_urls(el):
+                yield url, _name(el, url)
+
+
+def _unescape(literal: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        esc = m.group(1)
+        if esc[0] in "ux" and len(esc) > 1:
+            return chr(int(esc[1:], 16))
+        return _JS_SIMPLE.get(esc, esc)
+
+    return _JS_ESCAPE.sub(one, literal) if "\\" in literal else literal
+
+
+def written_html(code: str) -> str | None:
+    """The HTML an inline script writes (its string literals, unescaped, joined in order), or
+    None when the script writes no HTML with a link."""
+    if not rules().writers.search(code) or "<a" not in code.lower():
+        return None
+    html = "".join(_unescape(m.group(1) if m.group(1) is not None else m.group(2))
+                   for m in _JS_STRING.finditer(code))
+    return html if "<a" in html.lower() else None
+
+
+def _script_links(scripts: Iterable[str]) -> Iterator[tuple[str, str]]:
+    for code in scripts:
+        html = written_html(code)
+        if html is None:
+            continue
+        try:
+            fragment = lxml.html.fragment_fromstring(html, create_parent="div")
+        except (etree.ParserError, ValueError):
+            continue
+        yield from _element_links(fragment)
+
+
+def find_file_links(scope: HtmlElement, scripts: Iterable[str],
+                    base_url: str) -> list[dict[str, str]]:
+    """The attachment links in ``scope`` and written by ``scripts``, in page order (element
+    links first), each once: ``{"url": absolute URL, "name": visible name}``."""
+    seen: set[str] = set()
+    out: list[dict[str, str]] = []
+    for url, name in (*_element_links(scope), *_script_links(scripts)):
+        absolute = urljoin(base_url, url.strip()) if base_url else url.strip()
+        if absolute in seen:
+            continue
+        seen.add(absolute)
+        out.append({"url": absolute, "name": name})
+    return out

@@ -1,0 +1,201 @@
+"""Attachments wherever the page puts them (crawler/extract/filelinks.py and its table
+crawler/tables/attachment_links.yaml): listed by extraction with their visible names, and
+fetched and archived by a crawl.
+
+No page of the corpus carries these forms, so the fixtures are real corpus pages minimally
+edited: corpus 055 (道真县人社局, a restored TRS county bureau site: an article of the kind issue 14
+describes) with attachment blocks added at the end of its body, and corpus 049 (安图县林业局 TRS
+"详请见附件" notice) with its document.write line re-quoted. The insertfile block follows UEditor's
+insertfile output (fex-team/ueditor _src/plugins/insertfile.js: icon <img> + <a title=…>) with the
+URL moved from href to _href behind href="javascript:;", as the issue found them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from crawler.extract import extract, find_attachments
+from crawler.extract.filelinks import find_file_links, written_html
+from tests.conftest import CORPUS, REPO, local_server, run_govcrawl
+
+ARTICLE_055 = "/gzdt/xydt/201705/t20170524_20933426.html"
+ARTICLE_049 = "/gzdt/xydt/202101/t20210108_922970.html"
+URL_055 = "http://www.gzdzhrss.com" + ARTICLE_055
+URL_049 = "http://www.gzdzhrss.com" + ARTICLE_049
+
+INSERTFILE = (
+    '<p style="line-height: 16px;"><img style="vertical-align: middle; margin-right: 2px;" '
+    'src="/ueditor/dialogs/attachment/fileTypeImages/icon_pdf.gif"/><a style="font-size:12px; '
+    'color:#0066cc;" href="javascript:;" _href="./P020170524534881411234.pdf" '
+    'title="道真县2017年就业见习岗位表.pdf">道真县2017年就业见习岗位表.pdf</a></p>')
+DATA_URL = ('<p>附件2：<a href="javascript:void(0)" '
+            'data-url="/gzdt/xydt/201705/P020170524534881422345.docx">活动报名表</a></p>')
+ONCLICK = ('<p>附件3：<a href="javascript:;" onclick="download(\'./P020170524534881433456.xlsx\');'
+           'return false;">2017年三八趣味活动获奖名单</a></p>')
+WINDOW_OPEN = ('<p><span class="fj" onclick="window.open(\'/gzdt/xydt/201705/'
+               'P020170524534881444567.doc\')">附件4：活动方案</span></p>')
+#: not attachments: an image type the policy leaves out, a share button, a page opened by script
+NOT_FILES = ('<p><a href="javascript:;" data-url="./W020170524534881365599.jpg">图片</a>'
+             '<a href="javascript:;" title="分享到QQ空间" onclick="jiathis_sendto(\'qzone\');">QQ空间</a>'
+             '<a href="javascript:void(0);" onclick="window.open(\'/gzdt/xydt/index.html\')">栏目</a></p>')
+BLOCKS = INSERTFILE + DATA_URL + ONCLICK + WINDOW_OPEN + NOT_FILES
+
+#: corpus 055 with the blocks added at the end of its article body (<font id="Zoom">)
+PAGE_055 = (CORPUS / "pages" / "055.html").read_bytes().replace(
+    b"<p><br></p><p><br></p>\n\t\t\t\t\t</font>",
+    b"<p><br></p><p><br></p>" + BLOCKS.encode("utf-8") + b"\n\t\t\t\t\t</font>", 1)
+#: corpus 049 with its document.write argument in double quotes, inner quotes escaped (\")
+PAGE_049 = (CORPUS / "pages" / "049.html").read_bytes().replace(
+    b"""document.write('<p class="right_text">\xe5\x8f\xaf\xe4\xb8\x8b\xe8\xbd\xbd\xe9\x99\x84"""
+    b"""\xe4\xbb\xb6\xef\xbc\x9a<a href="./P020210108586100144513.pdf">2020.1.8.pdf<BR></a></p>');""",
+    b"""document.write("<p class=\\"right_text\\">\xe5\x8f\xaf\xe4\xb8\x8b\xe8\xbd\xbd\xe9\x99\x84"""
+    b"""\xe4\xbb\xb6\xef\xbc\x9a<a href=\\"./P020210108586100144513.pdf\\">2020.1.8.pdf<BR></a></p>");""")
+
+EXPECTED_055 = [
+    {"url": "http://www.gzdzhrss.com/gzdt/xydt/201705/P020170524534881411234.pdf",
+     "name": "道真县2017年就业见习岗位表.pdf"},
+    {"url": "http://www.gzdzhrss.com/gzdt/xydt/201705/P020170524534881422345.docx",
+     "name": "活动报名表"},
+    {"url": "http://www.gzdzhrss.com/gzdt/xydt/201705/P020170524534881433456.xlsx",
+     "name": "2017年三八趣味活动获奖名单"},
+    {"url": "http://www.gzdzhrss.com/gzdt/xydt/201705/P020170524534881444567.doc",
+     "name": "附件4：活动方案"},
+]
+
+
+def test_fixtures_are_edited_corpus_pages() -> None:
+    assert BLOCKS.encode("utf-8") in PAGE_055
+    assert b'href=\\"./P020210108586100144513.pdf\\"' in PAGE_049
+
+
+def test_extract_lists_insertfile_data_attribute_and_script_handler_attachments() -> None:
+    doc = extract(PAGE_055, URL_055)
+    assert doc.attachments == EXPECTED_055
+    assert find_attachments(PAGE_055.decode("utf-8"), URL_055) == EXPECTED_055
+    # the unedited page has none of them (and lists nothing: its images are not attachments)
+    assert extract((CORPUS / "pages" / "055.html").read_bytes(), URL_055).attachments == []
+
+
+def test_document_write_with_escaped_quotes() -> None:
+    expected = [{"url": "http://www.gzdzhrss.com/gzdt/xydt/202101/P020210108586100144513.pdf",
+                 "name": "2020.1.8.pdf"}]
+    assert extract(PAGE_049, URL_049).attachments == expected
+    assert find_attachments(PAGE_049.decode("utf-8"), URL_049) == expected
+
+
+@pytest.mark.parametrize("html, script, expected", [
+    # javascript:void(0) with the URL in TRS's oldsrc
+    ('<a href="javascript:void(0)" oldsrc="/protect/P0201708/P020170811.pdf">年度报表</a>', "",
+     [("http://a.gov.cn/protect/P0201708/P020170811.pdf", "年度报表")]),
+    # no href at all, data-href; the name from the title when the link has no text
+    ('<a data-href="/u/2023/f.wps" title="预算公开表"><img src="i.gif"></a>', "",
+     [("http://a.gov.cn/u/2023/f.wps", "预算公开表")]),
+    # a title holding a path counts; a title holding only a name does not
+    ('<a href="#" title="/u/f1.ofd">办法</a><a href="#" title="细则.pdf">细则.pdf</a>', "",
+     [("http://a.gov.cn/u/f1.ofd", "办法")]),
+    # a javascript: href calling a download function
+    ("<a href=\"javascript:downloadFile('/u/f2.et')\">统计表</a>", "",
+     [("http://a.gov.cn/u/f2.et", "统计表")]),
+    # location.href on a button
+    ("<button onclick=\"location.href='/u/f3.zip'\">下载</button>", "",
+     [("http://a.gov.cn/u/f3.zip", "下载")]),
+    # a real href that is not a file: its _href is not read
+    ('<a href="/art/1.html" _href="/u/f4.pdf">正文</a>', "", []),
+    # document.write with an unquoted href; writeln with a \u-escaped name
+    ("", "document.write('<a href=/u/f5.pdf>附件</a>')", [("http://a.gov.cn/u/f5.pdf", "附件")]),
+    ("", 'document.writeln("<a href=\'/u/f6.doc\'>\\u9644\\u4ef6</a>")',
+     [("http://a.gov.cn/u/f6.doc", "附件")]),
+    # a written link behind javascript:; with data-url (the same rules inside written HTML)
+    ("", "var fj = '<a href=\"javascript:;\" data-url=\"/u/f7.xls\">表</a>';"
+         "document.getElementById('fj').innerHTML = fj;", [("http://a.gov.cn/u/f7.xls", "表")]),
+    # a script that writes no link, and a policy-excluded type
+    ("", "document.write('<span>' + today + '</span>')", []),
+    ('<a href="javascript:;" data-src="/u/f8.mp4">视频</a>', "", []),
+])
+def test_forms(html: str, script: str, expected: list[tuple[str, str]]) -> None:
+    from lxml.html import fragment_fromstring
+
+    scope = fragment_fromstring(html or "<p></p>", create_parent="div")
+    found = find_file_links(scope, [script] if script else [], "http://a.gov.cn/x/t1.html")
+    assert [(a["url"], a["name"]) for a in found] == expected
+
+
+def test_written_html_joins_and_unescapes_literals() -> None:
+    code = 'var a="<a href=\\"/f.pdf\\">";document.write(a+"\\u9644</a>");'
+    assert written_html(code) == '<a href="/f.pdf">附</a>'
+    assert written_html("document.write('<p>no link</p>')") is None
+
+
+#: real attachments (tests/fixtures/attachments, the shared corpus's files)
+ATTACHMENTS = REPO / "tests" / "fixtures" / "attachments"
+A01 = (ATTACHMENTS / "a01.pdf").read_bytes()
+A02 = (ATTACHMENTS / "a02.docx").read_bytes()
+A03 = (ATTACHMENTS / "a03.xlsx").read_bytes()
+A06 = (ATTACHMENTS / "a06.doc").read_bytes()
+LIST = ('<html><head><meta charset="utf-8"><title>行业动态</title></head><body><ul>'
+        '<li><a href="./201705/t20170524_20933426.html">县人社局开展庆三八妇女节趣味活动</a></li>'
+        '<li><a href="./202101/t20210108_922970.html">政府网站工作年度报表</a></li>'
+        '</ul></body></html>').encode("utf-8")
+FILES = {
+    "/gzdt/xydt/index.html": (LIST, "text/html; charset=utf-8"),
+    ARTICLE_055: (PAGE_055, "text/html; charset=utf-8"),
+    ARTICLE_049: (PAGE_049, "text/html; charset=utf-8"),
+    "/gzdt/xydt/201705/P020170524534881411234.pdf": (A01, "application/pdf"),
+    "/gzdt/xydt/201705/P020170524534881422345.docx": (A02, "application/octet-stream"),
+    "/gzdt/xydt/201705/P020170524534881433456.xlsx": (A03, "application/octet-stream"),
+    "/gzdt/xydt/201705/P020170524534881444567.doc": (A06, "application/msword"),
+    "/gzdt/xydt/202101/P020210108586100144513.pdf": (A01, "application/pdf"),
+}
+
+
+class Site(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path not in FILES:
+            self.send_response(404)
+            self.end_headers()
+            return
+        body, ctype = FILES[self.path]
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_crawl_fetches_and_archives_them(tmp_path: Path) -> None:
+    with local_server(Site) as base:
+        profile = {"name": "fjsite", "title": "本地测试站", "cms": "trs",
+                   "start_urls": [f"{base}/gzdt/xydt/index.html"],
+                   "allowed_domains": ["127.0.0.1"],
+                   "article_patterns": [r"/\d{6}/t\d{8}_\d+\.html$"]}
+        (tmp_path / "fjsite.yaml").write_text(json.dumps(profile, ensure_ascii=False), "utf-8")
+        proc = run_govcrawl("crawl", "fjsite", "--archive", str(tmp_path / "archive"),
+                            "--state-dir", str(tmp_path / "state"),
+                            "-s", "AUTOTHROTTLE_ENABLED=False", "-s", "ROBOTSTXT_OBEY=False",
+                            env={"GOVCRAWL_PROFILES": str(tmp_path)}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    archive = tmp_path / "archive"
+    metas = {}
+    for path in archive.glob("docs/fjsite/*/v1/meta.json"):
+        meta = json.loads(path.read_text("utf-8"))
+        metas[meta["url"].removeprefix(base)] = meta
+    assert set(metas) == {ARTICLE_055, ARTICLE_049}
+    want = {ARTICLE_055: [(e["url"].removeprefix("http://www.gzdzhrss.com"), e["name"], body)
+                          for e, body in zip(EXPECTED_055, (A01, A02, A03, A06), strict=True)],
+            ARTICLE_049: [("/gzdt/xydt/202101/P020210108586100144513.pdf", "2020.1.8.pdf", A01)]}
+    for article, files in want.items():
+        listed = metas[article]["attachments"]
+        assert [(a["url"], a["name"]) for a in listed] == [(base + p, n) for p, n, _ in files]
+        for entry, (_, _, body) in zip(listed, files, strict=True):
+            sha = hashlib.sha256(body).hexdigest()
+            assert entry["sha256"] == sha
+            assert entry["key"] == f"attachments/{sha[:2]}/{sha}/body"
+            assert (archive / entry["key"]).read_bytes() == body
