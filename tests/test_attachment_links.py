@@ -41,8 +41,10 @@ WINDOW_OPEN = ('<p><span class="fj" onclick="window.open(\'/gzdt/xydt/201705/'
                'P020170524534881444567.doc\')">附件4：活动方案</span></p>')
 #: not attachments: an image type the policy leaves out, a share button, a page opened by script
 NOT_FILES = ('<p><a href="javascript:;" data-url="./W020170524534881365599.jpg">图片</a>'
-             '<a href="javascript:;" title="分享到QQ空间" onclick="jiathis_sendto(\'qzone\');">QQ空间</a>'
-             '<a href="javascript:void(0);" onclick="window.open(\'/gzdt/xydt/index.html\')">栏目</a></p>')
+             '<a href="javascript:;" title="分享到QQ空间" '
+             'onclick="jiathis_sendto(\'qzone\');">QQ空间</a>'
+             '<a href="javascript:void(0);" '
+             'onclick="window.open(\'/gzdt/xydt/index.html\')">栏目</a></p>')
 BLOCKS = INSERTFILE + DATA_URL + ONCLICK + WINDOW_OPEN + NOT_FILES
 
 #: corpus 055 with the blocks added at the end of its article body (<font id="Zoom">)
@@ -50,11 +52,11 @@ PAGE_055 = (CORPUS / "pages" / "055.html").read_bytes().replace(
     b"<p><br></p><p><br></p>\n\t\t\t\t\t</font>",
     b"<p><br></p><p><br></p>" + BLOCKS.encode("utf-8") + b"\n\t\t\t\t\t</font>", 1)
 #: corpus 049 with its document.write argument in double quotes, inner quotes escaped (\")
+_WRITE_049 = ('document.write(\'<p class="right_text">可下载附件：'
+              '<a href="./P020210108586100144513.pdf">2020.1.8.pdf<BR></a></p>\');')
 PAGE_049 = (CORPUS / "pages" / "049.html").read_bytes().replace(
-    b"""document.write('<p class="right_text">\xe5\x8f\xaf\xe4\xb8\x8b\xe8\xbd\xbd\xe9\x99\x84"""
-    b"""\xe4\xbb\xb6\xef\xbc\x9a<a href="./P020210108586100144513.pdf">2020.1.8.pdf<BR></a></p>');""",
-    b"""document.write("<p class=\\"right_text\\">\xe5\x8f\xaf\xe4\xb8\x8b\xe8\xbd\xbd\xe9\x99\x84"""
-    b"""\xe4\xbb\xb6\xef\xbc\x9a<a href=\\"./P020210108586100144513.pdf\\">2020.1.8.pdf<BR></a></p>");""")
+    _WRITE_049.encode(),
+    _WRITE_049.replace("'", "\x00").replace('"', '\\"').replace("\x00", '"').encode())
 
 EXPECTED_055 = [
     {"url": "http://www.gzdzhrss.com/gzdt/xydt/201705/P020170524534881411234.pdf",
@@ -140,7 +142,7 @@ A06 = (ATTACHMENTS / "a06.doc").read_bytes()
 LIST = ('<html><head><meta charset="utf-8"><title>行业动态</title></head><body><ul>'
         '<li><a href="./201705/t20170524_20933426.html">县人社局开展庆三八妇女节趣味活动</a></li>'
         '<li><a href="./202101/t20210108_922970.html">政府网站工作年度报表</a></li>'
-        '</ul></body></html>').encode("utf-8")
+        '</ul></body></html>').encode()
 FILES = {
     "/gzdt/xydt/index.html": (LIST, "text/html; charset=utf-8"),
     ARTICLE_055: (PAGE_055, "text/html; charset=utf-8"),
