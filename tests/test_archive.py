@@ -135,7 +135,7 @@ def sequence() -> list[PageItem]:
 
 
 def run(uri: str, state: Path, items: list[PageItem], **opts) -> ArchiveWriter:
-    writer = ArchiveWriter(open_archive(uri, retries=2, backoff=0.01, **opts), state, CRAWL,
+    writer = ArchiveWriter(open_archive(uri, **opts), state, CRAWL,
                            probe_interval=0)
     writer.open()
     for item in items:
@@ -324,11 +324,11 @@ def test_verify_passes_then_catches_tampering(archived, tmp_path):
 
 
 def test_s3_put_checks_the_checksum(s3_server, s3_bucket):  # noqa: F811
-    archive = open_archive(f"s3://{s3_bucket}/p/", retries=1, **s3_opts(s3_server))
+    archive = open_archive(f"s3://{s3_bucket}/p/", **s3_opts(s3_server))
     wrong = hashlib.sha256(b"other").hexdigest()
     with pytest.raises(StoreError, match="different SHA-256"):
         archive.store.put("x/y", b"data", wrong, "text/plain")
-    md5 = open_archive(f"s3://{s3_bucket}/m/", retries=1, checksum="md5", **s3_opts(s3_server))
+    md5 = open_archive(f"s3://{s3_bucket}/m/", checksum="md5", **s3_opts(s3_server))
     with pytest.raises(StoreError, match="checksum mismatch"):
         md5.store.put("x/y", b"data", wrong, "text/plain")
     md5.put("x/y", b"data")
@@ -401,7 +401,7 @@ def test_uri_normalisation(tmp_path):
 
 
 def test_missing_bucket_fails_at_open(s3_server, tmp_path):  # noqa: F811
-    archive = open_archive("s3://no-such-bucket-here/x/", retries=1, **s3_opts(s3_server))
+    archive = open_archive("s3://no-such-bucket-here/x/", **s3_opts(s3_server))
     with pytest.raises(ArchiveConfigError, match="does not exist"):
         ArchiveWriter(archive, tmp_path, CRAWL).open()
 

@@ -12,7 +12,7 @@ from tests.test_archive import CRAWL, s3_opts, sequence
 
 
 def writer_for(uri, state, server, probe_interval=0.0):
-    archive = open_archive(uri, retries=2, backoff=0.01, connect_timeout=1, read_timeout=5,
+    archive = open_archive(uri, connect_timeout=1, read_timeout=5,
                            **s3_opts(server))
     w = ArchiveWriter(archive, state, CRAWL, probe_interval=probe_interval)
     w.open()
@@ -96,8 +96,7 @@ def test_crash_leftovers_are_recovered(tmp_path):
     dead.open()
     for item in items:
         dead.write(item)
-    dead._lockfile.close()  # the process is gone: its lock is released, nothing was closed
-    dead._journal.flush()
+    dead.workdir.release()  # the process is gone: its lock is released, nothing was closed
     dead.warc.close()
     nxt = ArchiveWriter(open_archive(uri), tmp_path / "state", "next-crawl")
     nxt.open()
@@ -115,7 +114,7 @@ def test_crawl_report_is_spooled_when_the_store_is_down(s3_server_private, tmp_p
     server = s3_server_private
     bucket = server.create_bucket()
     uri = f"s3://{bucket}/arch/"
-    archive = open_archive(uri, retries=1, spool_dir=tmp_path / "spool", connect_timeout=1,
+    archive = open_archive(uri, spool_dir=tmp_path / "spool", connect_timeout=1,
                            **s3_opts(server))
     server.stop()
     key = archive.write_crawl_report(CRAWL, {"crawl_id": CRAWL, "pages_fetched": 3})
@@ -128,12 +127,13 @@ def test_crawl_report_is_spooled_when_the_store_is_down(s3_server_private, tmp_p
 
 
 def test_local_store_failure_and_damaged_spool_entry(tmp_path):
-    """A directory that cannot be written spools too; a spool entry damaged on disk is kept
-    back (never uploaded), the others go through."""
+    """A directory that cannot be written spools too; a spool entry damaged on disk is never
+    uploaded: it is moved to the quarantine and its dedup verdict is handed back to be undone
+    (so the next crawl fetches the document again); the others go through."""
     blocker = tmp_path / "arch"
     blocker.write_text("a file where the archive directory should be")
     uri = str(blocker / "sub")
-    writer = ArchiveWriter(open_archive(uri, retries=1), tmp_path / "state", CRAWL,
+    writer = ArchiveWriter(open_archive(uri), tmp_path / "state", CRAWL,
                            probe_interval=3600)
     writer.open()
     items = sequence()[:2]
@@ -148,8 +148,12 @@ def test_local_store_failure_and_damaged_spool_entry(tmp_path):
     later = ArchiveWriter(open_archive(uri), tmp_path / "state", "next")
     later.open()
     later.close()
-    assert writer.spool.ids() == [ids[0]]
-    assert later.stats["conflicts"] >= 1 and later.stats["flushed"] == 2
+    assert writer.spool.ids() == [] and writer.spool.quarantined() == [ids[0]]
+    assert "no longer matches" in (writer.spool.dir / "quarantine" / ids[0] / "reason.txt"
+                                   ).read_text()
+    forgotten = later.take_forgotten()
+    assert [f["doc_id"] for f in forgotten] == [items[0].dedup.doc_id]
+    assert later.stats["quarantined"] == 1 and later.stats["flushed"] == 2
     archive = open_archive(uri)
     assert archive.verify().ok
     assert not any("d003" in k for k in archive.store.list())

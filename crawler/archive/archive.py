@@ -6,11 +6,10 @@ import hashlib
 import json
 import logging
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from crawler.archive import layout
 from crawler.archive.stores import (
@@ -20,10 +19,11 @@ from crawler.archive.stores import (
     StoreError,
     hash_data,
     open_store,
+    store_class,
+    validate_uri,
 )
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 IMMUTABLE, IF_ABSENT, MUTABLE = "immutable", "if_absent", "mutable"
 
@@ -70,31 +70,14 @@ class VerifyReport:
 class Archive:
     """One archive location. Every write is checksummed and idempotent; see docs/archive-layout.md.
 
-    ``retries``/``backoff``: our own bounded retry around each store call, on top of botocore's.
+    Store calls are not retried here: the store's client does that (botocore's retry modes for
+    S3), and what still fails is the outbox's business (spool, circuit breaker).
     """
 
-    def __init__(self, store: Store, *, retries: int = 3, backoff: float = 0.5,
-                 spool_dir: str | os.PathLike[str] | None = None):
+    def __init__(self, store: Store, *, spool_dir: str | os.PathLike[str] | None = None):
         self.store = store
         self.spool_dir = Path(spool_dir) if spool_dir else None
         self.uri = store.uri
-        self.retries, self.backoff = max(1, int(retries)), max(0.0, float(backoff))
-
-    # -- plumbing --------------------------------------------------------------------------
-    def retry(self, fn: Callable[[], T]) -> T:
-        """Call ``fn``, retrying :class:`StoreError` with exponential backoff (bounded)."""
-        for attempt in range(self.retries):
-            try:
-                return fn()
-            except ObjectConflictError:
-                raise
-            except StoreError as exc:
-                if attempt + 1 >= self.retries:
-                    raise
-                delay = min(self.backoff * 2**attempt, 30.0)
-                logger.debug("archive: %s; retry %d in %.1fs", exc, attempt + 1, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
 
     def ping(self) -> None:
         self.store.ping()
@@ -119,33 +102,35 @@ class Archive:
                 raise CorruptDataError(f"{key}: data to write no longer matches its SHA-256")
             sha256 = actual
         if mode != MUTABLE:
-            info = self.retry(lambda: self.store.head(key))
+            info = self.store.head(key)
             if info is not None:
                 if mode == IF_ABSENT:
                     return PutResult(key, sha256, size, False)
                 same = info.size == size and (
                     info.sha256 == sha256
-                    or (info.sha256 is None and self.retry(lambda: self.store.checksum(key))
-                        == sha256)
+                    or (info.sha256 is None and self.store.checksum(key) == sha256)
                 )
                 if same:
                     return PutResult(key, sha256, size, False)
                 raise ObjectConflictError(f"{key} already holds different content")
-        self.retry(lambda: self.store.put(key, data, sha256, content_type))
+        self.store.put(key, data, sha256, content_type)
         return PutResult(key, sha256, size, True)
 
     def get(self, key: str) -> bytes:
-        return self.retry(lambda: self.store.get(layout.check_key(key)))
+        return self.store.get(layout.check_key(key))
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get(key))
 
     def exists(self, key: str) -> bool:
-        return self.retry(lambda: self.store.head(layout.check_key(key))) is not None
+        return self.store.head(layout.check_key(key)) is not None
 
     def digest(self, key: str) -> str:
-        """SHA-256 recomputed from the stored bytes."""
-        return hashlib.sha256(self.get(key)).hexdigest()
+        """SHA-256 recomputed from the stored bytes (streamed, never held whole in memory)."""
+        digest = hashlib.sha256()
+        for chunk in self.store.iter_bytes(layout.check_key(key)):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     # -- crawls ----------------------------------------------------------------------------
     def write_crawl_report(self, crawl_id: str, report: dict[str, Any]) -> str:
@@ -160,11 +145,10 @@ class Archive:
         except StoreError as exc:
             if self.spool_dir is None:
                 raise
+            from crawler.archive.operations import Plan, WriteReport
             from crawler.archive.spool import Spool
 
-            Spool(self.spool_dir).add(
-                {"archive": self.uri, "crawl_id": crawl_id, "entry": None, "nblobs": 0,
-                 "ops": [{"op": "report", "crawl_id": crawl_id, "report": report}]}, [])
+            Spool(self.spool_dir).add(Plan(self.uri, crawl_id, [WriteReport(crawl_id, report)]))
             logger.warning("archive unavailable (%s); crawl report spooled", exc)
         return key
 
@@ -188,7 +172,7 @@ class Archive:
         return self.put(key, body, "application/x-ndjson", mode=MUTABLE)
 
     def crawls(self) -> list[str]:
-        return self.retry(lambda: self.store.children(layout.CRAWLS + "/"))
+        return self.store.children(layout.CRAWLS + "/")
 
     def manifest(self, crawl_id: str) -> list[dict[str, Any]]:
         try:
@@ -204,13 +188,13 @@ class Archive:
 
     def doc_versions(self, site: str, doc_id: str) -> list[int]:
         prefix = layout.doc_prefix(site, doc_id) + "/"
-        found = (layout.parse_version(n) for n in self.retry(lambda: self.store.children(prefix)))
+        found = (layout.parse_version(n) for n in self.store.children(prefix))
         return sorted(v for v in found if v is not None)
 
     def find_doc(self, doc_id: str) -> tuple[str, list[int]] | None:
         """``(site key segment, versions)`` of a document id, searching every site."""
         part = layout.safe_part(doc_id)
-        for site in self.retry(lambda: self.store.children(layout.DOCS + "/")):
+        for site in self.store.children(layout.DOCS + "/"):
             prefix = f"{layout.DOCS}/{site}/{part}/"
             versions = sorted(
                 v for v in (layout.parse_version(n) for n in self.store.children(prefix))
@@ -222,8 +206,13 @@ class Archive:
 
     # -- verification ----------------------------------------------------------------------
     def verify(self, crawl_id: str | None = None,
-               progress: Callable[[str], None] | None = None) -> VerifyReport:
-        """Recompute the SHA-256 of every object the manifests list and compare."""
+               progress: Callable[[str], None] | None = None,
+               known: Iterable[Any] | None = None) -> VerifyReport:
+        """Recompute the SHA-256 of every object the manifests list and compare (a listed
+        object that is gone is BAD). With ``known`` (the dedup state's version records), also
+        check completeness: every document version the state knows is stored (or a later
+        version of it: a version conflict moves a write up), and a duplicate's canonical
+        document is."""
         report = VerifyReport()
         seen: set[tuple[str, str]] = set()
         crawl_ids = [crawl_id] if crawl_id else self.crawls()
@@ -246,50 +235,58 @@ class Archive:
                         progress(key)
             if crawl_id and not self.manifest(cid):
                 raise ArchiveConfigError(f"no manifest for crawl {crawl_id!r} in {self.uri}")
+        if known is not None:
+            self._verify_complete(known, report)
         return report
+
+    def stored_versions(self) -> dict[str, set[int]]:
+        """``{doc id key segment: versions with a text object}``, from one listing of docs/."""
+        stored: dict[str, set[int]] = {}
+        for key in self.store.list(layout.DOCS + "/"):
+            parts = key.split("/")
+            if len(parts) == 5 and parts[4] == "text":
+                version = layout.parse_version(parts[3])
+                if version is not None:
+                    stored.setdefault(parts[2], set()).add(version)
+        return stored
+
+    def _verify_complete(self, known: Iterable[Any], report: VerifyReport) -> None:
+        stored = self.stored_versions()
+        for rec in known:
+            report.checked += 1
+            if rec.outcome == "duplicate":
+                target = rec.canonical_id or rec.doc_id
+                if not stored.get(layout.safe_part(target)):
+                    report.bad.append(f"{rec.url}: duplicate of {target}, which the archive "
+                                      f"lacks (the dedup state knows it)")
+                continue
+            have = stored.get(layout.safe_part(rec.doc_id), set())
+            if not any(v >= rec.version for v in have):
+                report.bad.append(f"{rec.doc_id} v{rec.version} ({rec.url}): known to the dedup "
+                                  f"state, missing from the archive")
 
 
 def open_archive(uri: str | None = None, *, settings: Any = None, **options: Any) -> Archive:
     """Open the archive at ``uri`` (directory, ``file://`` or ``s3://bucket/prefix/``).
 
     With Scrapy ``settings``, ``uri`` defaults to ``GOVCRAWL_ARCHIVE``, store options come from
-    the ``AWS_*``/``GOVCRAWL_S3_*`` settings and ``<GOVCRAWL_STATE_DIR>/spool`` becomes the spool
-    for crawl reports the store cannot take. ``retries``, ``backoff`` and ``spool_dir`` tune
-    :class:`Archive`; every other option goes to the store (for S3: ``endpoint_url``,
-    ``region_name``, credentials, ``addressing_style``, ``checksum``, ``max_attempts``,
-    ``connect_timeout``, ``read_timeout``).
+    the settings (:meth:`Store.options_from_settings`: ``AWS_*``/``GOVCRAWL_S3_*`` for S3) and
+    ``<GOVCRAWL_STATE_DIR>/spool`` becomes the spool for crawl reports the store cannot take.
+    ``spool_dir`` tunes :class:`Archive`; every other option goes to the store (for S3:
+    ``endpoint_url``, ``region_name``, credentials, ``addressing_style``, ``checksum``,
+    ``max_attempts``, ``retry_mode``, ``connect_timeout``, ``read_timeout``,
+    ``multipart_threshold``, ``multipart_chunksize``).
     """
     if settings is not None:
         uri = uri or settings.get("GOVCRAWL_ARCHIVE") or "archive"
         options = {**store_options_from_settings(settings, uri), **options}
         options.setdefault("spool_dir", Path(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl")
                            / "spool")
-    archive_opts = {k: options.pop(k) for k in ("retries", "backoff", "spool_dir")
-                    if k in options}
-    return Archive(open_store(uri or "", **options), **archive_opts)
+    spool_dir = options.pop("spool_dir", None)
+    return Archive(open_store(uri or "", **options), spool_dir=spool_dir)
 
 
 def store_options_from_settings(settings: Any, uri: str | None = None) -> dict[str, Any]:
-    """Archive options from Scrapy settings (Scrapy's own ``AWS_*`` names + ``GOVCRAWL_S3_*``)."""
-    opts: dict[str, Any] = {
-        "retries": settings.getint("GOVCRAWL_ARCHIVE_RETRIES", 3),
-        "backoff": settings.getfloat("GOVCRAWL_ARCHIVE_BACKOFF", 0.5),
-    }
+    """The store's constructor options from Scrapy settings (by the URI's store class)."""
     uri = uri or settings.get("GOVCRAWL_ARCHIVE") or "archive"
-    if str(uri).startswith("s3://"):
-        opts.update(
-            endpoint_url=settings.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL"),
-            region_name=settings.get("AWS_REGION_NAME"),
-            aws_access_key_id=settings.get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=settings.get("AWS_SECRET_ACCESS_KEY"),
-            aws_session_token=settings.get("AWS_SESSION_TOKEN"),
-            addressing_style=settings.get("GOVCRAWL_S3_ADDRESSING_STYLE"),
-            checksum=settings.get("GOVCRAWL_S3_CHECKSUM") or "sha256",
-            max_attempts=settings.getint("GOVCRAWL_S3_MAX_ATTEMPTS", 3),
-            connect_timeout=settings.getfloat("GOVCRAWL_S3_CONNECT_TIMEOUT", 5),
-            read_timeout=settings.getfloat("GOVCRAWL_S3_READ_TIMEOUT", 60),
-        )
-        verify = settings.get("AWS_VERIFY")
-        if verify is not None:
-            opts["verify"] = verify
-    return opts
+    return store_class(validate_uri(str(uri))).options_from_settings(settings)

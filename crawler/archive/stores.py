@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import logging
 import os
 import re
@@ -46,6 +47,26 @@ class ObjectInfo:
     key: str
     size: int
     sha256: str | None = None  # recorded checksum when the store keeps one
+
+
+def multipart_digests(data: Data, chunksize: int) -> tuple[str, str]:
+    """``(sha256 hex, S3 multipart ETag)`` of bytes or a file cut in ``chunksize`` parts."""
+    sha = hashlib.sha256()
+    parts: list[bytes] = []
+
+    def part(chunk: bytes) -> None:
+        sha.update(chunk)
+        parts.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+
+    if isinstance(data, bytes):
+        for start in range(0, len(data), chunksize):
+            part(data[start:start + chunksize])
+    else:
+        with open(data, "rb") as fh:
+            while chunk := fh.read(chunksize):
+                part(chunk)
+    etag = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
+    return sha.hexdigest(), f"{etag}-{len(parts)}"
 
 
 def hash_data(data: Data) -> tuple[str, str, int]:
@@ -85,6 +106,10 @@ class Store:
     def get(self, key: str) -> bytes:
         raise NotImplementedError
 
+    def iter_bytes(self, key: str) -> Iterator[bytes]:
+        """The bytes of ``key`` in chunks (``KeyError`` if it does not exist)."""
+        yield self.get(key)
+
     def list(self, prefix: str = "") -> Iterator[str]:
         """Every key under ``prefix`` (a ``/``-terminated folder or empty)."""
         raise NotImplementedError
@@ -98,6 +123,20 @@ class Store:
 
     def close(self) -> None:
         pass
+
+    @classmethod
+    def validate(cls, uri: str) -> str:
+        """The normalised form of ``uri``; raise :class:`ArchiveConfigError` if unusable."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> Store:
+        raise NotImplementedError
+
+    @classmethod
+    def options_from_settings(cls, settings: Any) -> dict[str, Any]:
+        """Constructor options from Scrapy settings."""
+        return {}
 
 
 # --- local directory ----------------------------------------------------------------------
@@ -161,6 +200,15 @@ class LocalStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot read {key}: {exc.strerror or exc}") from exc
 
+    def iter_bytes(self, key: str) -> Iterator[bytes]:
+        try:
+            fh = open(self._path(key), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        with fh:
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+
     def list(self, prefix: str = "") -> Iterator[str]:
         base = self.root / prefix if prefix else self.root
         if not base.is_dir():
@@ -191,6 +239,15 @@ class LocalStore(Store):
             raise StoreError(f"archive {self.root} is not a writable directory: "
                                      f"{exc.strerror or exc}") from exc
 
+    @classmethod
+    def validate(cls, uri: str) -> str:
+        local_root(uri)
+        return uri
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> LocalStore:
+        return cls(local_root(uri))
+
 
 # --- S3 -------------------------------------------------------------------------------------
 
@@ -204,7 +261,15 @@ class S3Store(Store):
     Credentials come from the standard AWS chain unless given; they are never logged.
     ``checksum="sha256"`` sends ``x-amz-checksum-sha256`` (``ChecksumAlgorithm='SHA256'``);
     ``"md5"`` sends ``Content-MD5`` (for stores that lack the newer checksum headers). Either way
-    the store's answer (returned checksum or plain-MD5 ETag) is compared with our own digest.
+    the store's answer (returned checksum or MD5 ETag) is compared with our own digest.
+
+    Objects from ``multipart_threshold`` bytes up (WARC segments, large attachments, spooled
+    files) are streamed with boto3's managed transfer (multipart upload, ``multipart_chunksize``
+    parts, never read whole into memory); S3 checks each part's checksum, and the multipart
+    ETag is compared with the one computed locally from the same parts.
+
+    Retries are botocore's alone (``retry_mode``, default ``adaptive``: exponential backoff
+    plus client-side rate limiting when S3 answers 503 SlowDown; ``max_attempts`` in all).
     """
 
     scheme = "s3"
@@ -221,22 +286,36 @@ class S3Store(Store):
         aws_session_token: str | None = None,
         addressing_style: str | None = None,
         checksum: str = "sha256",
-        max_attempts: int = 3,
+        max_attempts: int = 5,
+        retry_mode: str = "adaptive",
         connect_timeout: float = 5,
         read_timeout: float = 60,
+        multipart_threshold: int = 16 * 2**20,
+        multipart_chunksize: int = 8 * 2**20,
         verify: bool | str | None = None,
         client: Any = None,
     ):
         import boto3
+        from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         if checksum not in ("sha256", "md5"):
             raise ArchiveConfigError(f"unknown S3 checksum {checksum!r} (use sha256 or md5)")
+        if retry_mode not in ("adaptive", "standard", "legacy"):
+            raise ArchiveConfigError(
+                f"unknown S3 retry mode {retry_mode!r} (use adaptive, standard or legacy)")
+        if int(multipart_chunksize) < 5 * 2**20:
+            raise ArchiveConfigError("S3 multipart parts must be at least 5 MiB")
         self.bucket, self.prefix, self.checksum_mode = bucket, prefix, checksum
         self.uri = f"s3://{bucket}/{prefix}"
+        self.multipart_threshold = int(multipart_threshold)
+        self.multipart_chunksize = int(multipart_chunksize)
+        self.transfer = TransferConfig(multipart_threshold=self.multipart_threshold,
+                                       multipart_chunksize=self.multipart_chunksize,
+                                       max_concurrency=4)
         if client is None:
             config = Config(
-                retries={"max_attempts": max(1, int(max_attempts)), "mode": "standard"},
+                retries={"max_attempts": max(1, int(max_attempts)), "mode": retry_mode},
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 s3={"addressing_style": addressing_style or "auto"},
@@ -257,6 +336,38 @@ class S3Store(Store):
             )
         self.client = client
 
+    @classmethod
+    def validate(cls, uri: str) -> str:
+        bucket, prefix = parse_s3_uri(uri)
+        return f"s3://{bucket}/{prefix}"
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> S3Store:
+        return cls(*parse_s3_uri(uri), **options)
+
+    @classmethod
+    def options_from_settings(cls, settings: Any) -> dict[str, Any]:
+        """Scrapy's own ``AWS_*`` names + ``GOVCRAWL_S3_*``."""
+        opts: dict[str, Any] = dict(
+            endpoint_url=settings.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL"),
+            region_name=settings.get("AWS_REGION_NAME"),
+            aws_access_key_id=settings.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=settings.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=settings.get("AWS_SESSION_TOKEN"),
+            addressing_style=settings.get("GOVCRAWL_S3_ADDRESSING_STYLE"),
+            checksum=settings.get("GOVCRAWL_S3_CHECKSUM") or "sha256",
+            max_attempts=settings.getint("GOVCRAWL_S3_MAX_ATTEMPTS", 5),
+            retry_mode=settings.get("GOVCRAWL_S3_RETRY_MODE") or "adaptive",
+            connect_timeout=settings.getfloat("GOVCRAWL_S3_CONNECT_TIMEOUT", 5),
+            read_timeout=settings.getfloat("GOVCRAWL_S3_READ_TIMEOUT", 60),
+            multipart_threshold=settings.getint("GOVCRAWL_S3_MULTIPART_THRESHOLD", 16 * 2**20),
+            multipart_chunksize=settings.getint("GOVCRAWL_S3_MULTIPART_CHUNKSIZE", 8 * 2**20),
+        )
+        verify = settings.get("AWS_VERIFY")
+        if verify is not None:
+            opts["verify"] = verify
+        return opts
+
     def _k(self, key: str) -> str:
         return self.prefix + check_key(key)
 
@@ -270,11 +381,20 @@ class S3Store(Store):
             detail = f"{type(exc).__name__}: {exc}"
         return StoreError(f"S3 {action} s3://{self.bucket}/{self.prefix}{key} failed ({detail})")
 
+    def _size(self, data: Data) -> int:
+        return len(data) if isinstance(data, bytes) else Path(data).stat().st_size
+
     def put(self, key: str, data: Data, sha256: str, content_type: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        sha_hex, md5_hex, size = (sha256, None, None) if self.checksum_mode == "sha256" else (
-            hash_data(data)
+        try:
+            size = self._size(data)
+        except OSError as exc:
+            raise StoreError(f"cannot read what to upload to {key}: {exc}") from exc
+        if size >= self.multipart_threshold:
+            return self._put_multipart(key, data, sha256, content_type, size)
+        sha_hex, md5_hex = (sha256, None) if self.checksum_mode == "sha256" else (
+            hash_data(data)[:2]
         )
         if sha_hex != sha256:
             raise StoreError(f"checksum mismatch before uploading {key}")
@@ -308,6 +428,37 @@ class S3Store(Store):
             if etag != md5_hex:
                 raise StoreError(f"S3 put {key}: ETag does not match the MD5 of what was sent")
 
+    def _put_multipart(self, key: str, data: Data, sha256: str, content_type: str,
+                       size: int) -> None:
+        """Stream ``data`` with boto3's managed transfer, then check the multipart ETag."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from s3transfer.utils import ChunksizeAdjuster
+
+        chunksize = ChunksizeAdjuster().adjust_chunksize(self.multipart_chunksize, size)
+        extra: dict[str, Any] = {"ContentType": content_type, "Metadata": {"sha256": sha256}}
+        if self.checksum_mode == "sha256":
+            extra["ChecksumAlgorithm"] = "SHA256"
+        sha_hex, want_etag = multipart_digests(data, chunksize)
+        if sha_hex != sha256:
+            raise StoreError(f"checksum mismatch before uploading {key}")
+        try:
+            if isinstance(data, bytes):
+                self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._k(key),
+                                           ExtraArgs=extra, Config=self.transfer)
+            else:
+                self.client.upload_file(str(data), self.bucket, self._k(key),
+                                        ExtraArgs=extra, Config=self.transfer)
+            resp = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise self._fail("multipart upload", key, exc) from exc
+        except Exception as exc:  # s3transfer wraps failures in its own exception types
+            raise self._fail("multipart upload", key, exc) from exc
+        etag = (resp.get("ETag") or "").strip('"')
+        if int(resp.get("ContentLength", -1)) != size:
+            raise StoreError(f"S3 upload {key}: stored size differs from what was sent")
+        if re.fullmatch(r"[0-9a-f]{32}-\d+", etag) and etag != want_etag:
+            raise StoreError(f"S3 upload {key}: multipart ETag does not match the parts sent")
+
     def head(self, key: str) -> ObjectInfo | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -327,13 +478,31 @@ class S3Store(Store):
         info = self.head(key)
         if info is None:
             return None
-        return info.sha256 or hashlib.sha256(self.get(key)).hexdigest()
+        if info.sha256:
+            return info.sha256
+        digest = hashlib.sha256()
+        for chunk in self.iter_bytes(key):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise KeyError(key) from None
+            raise self._fail("get", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("get", key, exc) from exc
+
+    def iter_bytes(self, key: str) -> Iterator[bytes]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"]
+            yield from body.iter_chunks(_CHUNK)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise KeyError(key) from None
@@ -434,6 +603,28 @@ def local_root(uri: str) -> Path:
     return Path(uri)
 
 
+#: Store class by URI scheme ("" is a plain path), as Scrapy's ``FilesPipeline.STORE_SCHEMES``.
+STORE_SCHEMES: dict[str, type[Store]] = {"": LocalStore, "file": LocalStore, "s3": S3Store}
+
+
+def uri_scheme(uri: str) -> str:
+    if uri.startswith("file:"):
+        return "file"
+    return uri.split("://", 1)[0].lower() if "://" in uri else ""
+
+
+def store_class(uri: str) -> type[Store]:
+    """The store class for ``uri``'s scheme; :class:`ArchiveConfigError` if there is none."""
+    scheme = uri_scheme(uri)
+    cls = STORE_SCHEMES.get(scheme)
+    if cls is None:
+        known = ", ".join(f"{s}://" for s in STORE_SCHEMES if s)
+        raise ArchiveConfigError(
+            f"unsupported archive URI scheme {scheme!r} in {uri!r} (use a directory, {known})"
+        )
+    return cls
+
+
 def validate_uri(uri: str) -> str:
     """The normalised form of an archive URI (``s3://b/p`` -> ``s3://b/p/``; a path -> itself);
     raise :class:`ArchiveConfigError` with a clear message if it is unusable. Connects nowhere."""
@@ -442,21 +633,11 @@ def validate_uri(uri: str) -> str:
     uri = uri.strip()
     if any(ord(c) < 32 for c in uri):
         raise ArchiveConfigError(f"archive URI {uri!r} contains control characters")
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    if scheme == "s3":
-        bucket, prefix = parse_s3_uri(uri)
-        return f"s3://{bucket}/{prefix}"
-    if scheme in ("", "file") or uri.startswith("file:"):
-        local_root(uri)
-        return uri
-    raise ArchiveConfigError(
-        f"unsupported archive URI scheme {scheme!r} in {uri!r} (use a directory, file:// or s3://)"
-    )
+    return store_class(uri).validate(uri)
 
 
 def open_store(uri: str, **options: Any) -> Store:
-    """The store for ``uri``; ``options`` go to the store's constructor (S3 only)."""
+    """The store for ``uri`` (looked up in :data:`STORE_SCHEMES`); ``options`` go to its
+    constructor."""
     uri = validate_uri(uri)
-    if uri.startswith("s3://"):
-        return S3Store(*parse_s3_uri(uri), **options)
-    return LocalStore(local_root(uri))
+    return store_class(uri).from_uri(uri, **options)
