@@ -45,6 +45,9 @@ class ResponseRecord:
     method: str = "GET"
     fetched_at: str = field(default_factory=utc_now)
     requested_url: str | None = None  # differs from ``url`` after redirects
+    #: Where the archive already wrote this exchange as downloaded (WARC key/offset/length),
+    #: set by the archive's download hook; None when it was not recorded.
+    warc: dict[str, Any] | None = None
 
     def header(self, name: str) -> str | None:
         """The first response header called ``name`` (case-insensitive), or None."""
@@ -55,8 +58,9 @@ class ResponseRecord:
         return None
 
     @classmethod
-    def from_response(cls, response: Any) -> ResponseRecord:
-        """Build a record from a Scrapy response."""
+    def from_response(cls, response: Any, request: Any = None) -> ResponseRecord:
+        """Build a record from a Scrapy response (``request``: when ``response.request`` is not
+        set yet, as in the downloader's signals)."""
 
         def pairs(headers: Any) -> list[tuple[str, str]]:
             out = []
@@ -66,11 +70,13 @@ class ResponseRecord:
                     out.append((k, v.decode("latin-1") if isinstance(v, bytes) else str(v)))
             return out
 
-        request = response.request
+        request = request if request is not None else response.request
         requested = None
+        warc = None
         if request is not None:
             redirects = request.meta.get("redirect_urls") or []
             requested = redirects[0] if redirects else None
+            warc = request.meta.get("govcrawl_warc")
         return cls(
             url=response.url,
             status=response.status,
@@ -79,6 +85,7 @@ class ResponseRecord:
             request_headers=pairs(request.headers) if request is not None else [],
             method=request.method if request is not None else "GET",
             requested_url=requested,
+            warc=warc,
         )
 
 

@@ -8,14 +8,22 @@ Settings:
   ``AWS_REGION_NAME``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``
   (default: the standard AWS credential chain), ``AWS_VERIFY``; ``GOVCRAWL_S3_CHECKSUM``
   (``sha256`` | ``md5``), ``GOVCRAWL_S3_ADDRESSING_STYLE`` (``auto``/``path``/``virtual``),
-  ``GOVCRAWL_S3_MAX_ATTEMPTS`` (botocore retries, 3), ``GOVCRAWL_S3_CONNECT_TIMEOUT`` (5 s),
-  ``GOVCRAWL_S3_READ_TIMEOUT`` (60 s).
-* ``GOVCRAWL_ARCHIVE_RETRIES`` (3) / ``GOVCRAWL_ARCHIVE_BACKOFF`` (0.5 s): our own bounded retry
-  around each store call; then the item is spooled to ``<GOVCRAWL_STATE_DIR>/spool/``.
+  ``GOVCRAWL_S3_RETRY_MODE`` (botocore's retry mode, ``adaptive``: it also slows down on
+  503 SlowDown), ``GOVCRAWL_S3_MAX_ATTEMPTS`` (5, in all), ``GOVCRAWL_S3_CONNECT_TIMEOUT`` (5 s),
+  ``GOVCRAWL_S3_READ_TIMEOUT`` (60 s), ``GOVCRAWL_S3_MULTIPART_THRESHOLD`` (16 MiB: objects
+  this large are streamed by multipart upload) and ``GOVCRAWL_S3_MULTIPART_CHUNKSIZE`` (8 MiB).
+  botocore's retries are the only ones; when they give up, the item is spooled to
+  ``<GOVCRAWL_STATE_DIR>/spool/``.
 * ``GOVCRAWL_ARCHIVE_PROBE_INTERVAL`` (15 s): while the store is down, how often an item checks
   whether it is back (and then flushes the spool).
 * ``GOVCRAWL_ARCHIVE_THREADS`` (4): writes run in this many threads, off the reactor.
 * ``GOVCRAWL_ARCHIVE_WARC_MAX_BYTES`` (100 MiB): WARC segment size before rotation.
+
+Every exchange the downloader completes (list pages, robots.txt, redirects, errors, challenge
+pages, articles, attachments) is written to the crawl's WARC as received, from Scrapy's
+``response_downloaded`` signal; an item's pages then point at those records.
+A spool entry that can never be written (damaged on disk, or conflicting with the archive) is
+moved to ``<GOVCRAWL_STATE_DIR>/spool/quarantine/`` with the reason, and logged as an error.
 
 Stats: ``govcrawl/archive/objects``, ``govcrawl/archive/bytes`` (objects written, not counting
 ones already there), ``govcrawl/archive/attachments``, ``govcrawl/archive/existing``,
@@ -29,12 +37,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from scrapy import signals
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from crawler.archive import ArchiveWriter, open_archive
-from crawler.items import ATTACHMENT, PageItem, crawl_id
+from crawler.items import ATTACHMENT, PageItem, ResponseRecord, crawl_id
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +65,18 @@ class ArchivePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ArchivePipeline:
-        return cls(crawler)
+        pipeline = cls(crawler)
+        crawler.signals.connect(pipeline.response_downloaded, signal=signals.response_downloaded)
+        return pipeline
+
+    def response_downloaded(self, response: Any, request: Any, spider: Any = None) -> None:
+        """Write every downloaded exchange to the WARC, as received (the complete raw record)."""
+        writer = self.writer
+        if writer is None or writer.closed or writer._closing:
+            return
+        rec = ResponseRecord.from_response(response, request)
+        request.meta["govcrawl_warc"] = writer.write_exchange(rec)
+        self.stats.inc_value("govcrawl/archive/warc_records")
 
     def _in_thread(self, fn: Any, *args: Any) -> Any:
         from scrapy.utils.defer import maybe_deferred_to_future

@@ -95,7 +95,7 @@ def test_crawl_with_s3_down_spools_then_flush_uploads(s3_server_private, tmp_pat
     server.stop()  # S3 unreachable for the whole crawl
     env = child_env(server)
     stats, proc = crawl(tmp_path, uri, env, GOVCRAWL_S3_MAX_ATTEMPTS=1,
-                        GOVCRAWL_S3_MAX_ATTEMPTS=1, GOVCRAWL_S3_CONNECT_TIMEOUT=1)
+                        GOVCRAWL_S3_CONNECT_TIMEOUT=1)
     assert stats["item_scraped_count"] == 13  # nothing dropped
     # the items and the WARC segment (manifest lines are made when an entry is uploaded)
     assert stats["govcrawl/archive/spool_entries"] == 13 + 1

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,13 +206,9 @@ class Archive:
 
     # -- verification ----------------------------------------------------------------------
     def verify(self, crawl_id: str | None = None,
-               progress: Callable[[str], None] | None = None,
-               known: Iterable[Any] | None = None) -> VerifyReport:
+               progress: Callable[[str], None] | None = None) -> VerifyReport:
         """Recompute the SHA-256 of every object the manifests list and compare (a listed
-        object that is gone is BAD). With ``known`` (the dedup state's version records), also
-        check completeness: every document version the state knows is stored (or a later
-        version of it: a version conflict moves a write up), and a duplicate's canonical
-        document is."""
+        object that is gone is BAD)."""
         report = VerifyReport()
         seen: set[tuple[str, str]] = set()
         crawl_ids = [crawl_id] if crawl_id else self.crawls()
@@ -235,35 +231,7 @@ class Archive:
                         progress(key)
             if crawl_id and not self.manifest(cid):
                 raise ArchiveConfigError(f"no manifest for crawl {crawl_id!r} in {self.uri}")
-        if known is not None:
-            self._verify_complete(known, report)
         return report
-
-    def stored_versions(self) -> dict[str, set[int]]:
-        """``{doc id key segment: versions with a text object}``, from one listing of docs/."""
-        stored: dict[str, set[int]] = {}
-        for key in self.store.list(layout.DOCS + "/"):
-            parts = key.split("/")
-            if len(parts) == 5 and parts[4] == "text":
-                version = layout.parse_version(parts[3])
-                if version is not None:
-                    stored.setdefault(parts[2], set()).add(version)
-        return stored
-
-    def _verify_complete(self, known: Iterable[Any], report: VerifyReport) -> None:
-        stored = self.stored_versions()
-        for rec in known:
-            report.checked += 1
-            if rec.outcome == "duplicate":
-                target = rec.canonical_id or rec.doc_id
-                if not stored.get(layout.safe_part(target)):
-                    report.bad.append(f"{rec.url}: duplicate of {target}, which the archive "
-                                      f"lacks (the dedup state knows it)")
-                continue
-            have = stored.get(layout.safe_part(rec.doc_id), set())
-            if not any(v >= rec.version for v in have):
-                report.bad.append(f"{rec.doc_id} v{rec.version} ({rec.url}): known to the dedup "
-                                  f"state, missing from the archive")
 
 
 def open_archive(uri: str | None = None, *, settings: Any = None, **options: Any) -> Archive:

@@ -137,7 +137,11 @@ def cmd_flush(args: argparse.Namespace) -> int:
     summary = writer.close()
     left = summary["spool_entries"]
     print(f"flushed {summary.get('flushed', 0)} spool entries to {archive.uri}; {left} left")
-    return EXIT_OK if not left else EXIT_FAILED
+    if summary.get("quarantined"):
+        print(f"{summary['quarantined']} damaged entries moved to {writer.spool.dir}/quarantine; "
+              f"the archive lacks their documents: `govcrawl archive rebuild-state` makes the "
+              f"next crawl fetch them again", file=sys.stderr)
+    return EXIT_OK if not left and not summary.get("quarantined") else EXIT_FAILED
 
 
 def archived_records(archive: Archive) -> Any:
@@ -254,6 +258,11 @@ def _guard(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
+        except BrokenPipeError:
+            # The reader stopped early (``archive ls | head``): not an error of ours.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_OK
         except ArchiveConfigError as exc:
             print(f"govcrawl archive: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -38,11 +38,14 @@ def _sha1_b32(data: bytes) -> str:
     return "sha1:" + base64.b32encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode()
 
 
-def _response_headers(rec: ResponseRecord) -> StatusAndHeaders:
-    """HTTP headers as they describe the body we have: transfer headers kept as X-Archive-Orig-*."""
+def _response_headers(rec: ResponseRecord, raw: bool = False) -> StatusAndHeaders:
+    """HTTP headers as they describe the body we have: transfer headers kept as X-Archive-Orig-*.
+
+    ``raw``: the body is as received (still content-encoded), so Content-Encoding stays."""
+    renamed = _TRANSFER_HEADERS - {"content-encoding"} if raw else _TRANSFER_HEADERS
     headers: list[tuple[str, str]] = []
     for name, value in rec.headers:
-        if name.lower() in _TRANSFER_HEADERS:
+        if name.lower() in renamed:
             headers.append((f"X-Archive-Orig-{name}", value))
         else:
             headers.append((name, value))
@@ -136,8 +139,10 @@ class WarcSegments:
             return done
 
     # -- records ---------------------------------------------------------------------------
-    def write_exchange(self, rec: ResponseRecord) -> dict[str, Any]:
-        """Write request + response records; return where the response record is."""
+    def write_exchange(self, rec: ResponseRecord, *, raw: bool = False) -> dict[str, Any]:
+        """Write request + response records; return where the response record is.
+
+        ``raw``: ``rec.body`` is the body as downloaded (before content decoding)."""
         digest = _sha1_b32(rec.body)
         date = rec.fetched_at
         resp_id = _record_id(self.crawl_id, "response", rec.url, date, digest)
@@ -146,7 +151,7 @@ class WarcSegments:
             offset = self._fh.tell()
             response = writer.create_warc_record(
                 rec.url, "response", payload=BytesIO(rec.body), length=len(rec.body),
-                http_headers=_response_headers(rec),
+                http_headers=_response_headers(rec, raw),
                 warc_headers_dict={"WARC-Record-ID": resp_id, "WARC-Date": date},
             )
             writer.write_record(response)

@@ -135,22 +135,23 @@ class ArchiveWriter:
             raise ArchiveError("archive writer is closed")
         pages = [item.response, *item.more_pages]
         outcome = item.dedup.outcome if item.dedup is not None else None
+        # Pages recorded as downloaded (the crawl's download hook) are not written again.
         if item.kind != ATTACHMENT and outcome == UNCHANGED:
-            warc = [self.warc.write_revisit(p) for p in pages]
+            warc = [p.warc or self.warc.write_revisit(p) for p in pages]
         else:
-            warc = [self.warc.write_exchange(p) for p in pages]
+            warc = [p.warc or self.warc.write_exchange(p) for p in pages]
         done = self.outbox.submit(self.plan_item(item, warc))
         for key, path in self.warc.take_finished():
             self.outbox.submit(segment_plan(self.archive.uri, self.crawl_id, key, path))
         item.archived = {**self._result(done), "warc": warc}
         return item.archived
 
-    def write_exchange(self, rec: ResponseRecord) -> dict[str, Any]:
-        """Write an exchange that is not an item (a list page, robots.txt, a redirect, an
-        error or challenge page) to the WARC only; return where its record is."""
+    def write_exchange(self, rec: ResponseRecord, *, raw: bool = True) -> dict[str, Any]:
+        """Write one downloaded exchange (any: a list page, robots.txt, a redirect, an error or
+        challenge page, an article) to the WARC, its body as received; return where."""
         if self.closed or self._closing:
             raise ArchiveError("archive writer is closed")
-        where = self.warc.write_exchange(rec)
+        where = self.warc.write_exchange(rec, raw=raw)
         for key, path in self.warc.take_finished():
             self.outbox.submit(segment_plan(self.archive.uri, self.crawl_id, key, path))
         return where
