@@ -33,6 +33,11 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: ``Request.meta`` key where the archive notes a downloaded exchange it wrote to the WARC:
+#: ``{"warc": {key, offset, length}, "fetched_at": ...}`` (see pipelines/archive.py).
+RECORDED_META = "govcrawl_recorded"
+
+
 @dataclass
 class ResponseRecord:
     """One HTTP exchange, kept raw so that text can be re-extracted later (and written to WARC)."""
@@ -72,11 +77,12 @@ class ResponseRecord:
 
         request = request if request is not None else response.request
         requested = None
-        warc = None
+        recorded: dict[str, Any] = {}
         if request is not None:
             redirects = request.meta.get("redirect_urls") or []
             requested = redirects[0] if redirects else None
-            warc = request.meta.get("govcrawl_warc")
+            recorded = request.meta.get(RECORDED_META) or {}
+        extra = {"fetched_at": recorded["fetched_at"]} if recorded.get("fetched_at") else {}
         return cls(
             url=response.url,
             status=response.status,
@@ -85,7 +91,8 @@ class ResponseRecord:
             request_headers=pairs(request.headers) if request is not None else [],
             method=request.method if request is not None else "GET",
             requested_url=requested,
-            warc=warc,
+            warc=recorded.get("warc"),
+            **extra,
         )
 
 

@@ -38,10 +38,6 @@ GOVCRAWL_CRAWL_LOG = None
 GOVCRAWL_INCREMENTAL = True
 
 # --- archive (crawler/archive, pipelines/archive.py) -------------------------------------------
-#: Our own bounded retries around each store call, then the write is spooled.
-GOVCRAWL_ARCHIVE_RETRIES = 3
-#: First back-off between those retries (seconds, doubling).
-GOVCRAWL_ARCHIVE_BACKOFF = 0.5
 #: While the store is down, how often (seconds) an item probes it again.
 GOVCRAWL_ARCHIVE_PROBE_INTERVAL = 15.0
 #: Archive writes run in this many threads, off the reactor.
@@ -52,8 +48,16 @@ GOVCRAWL_ARCHIVE_WARC_MAX_BYTES = 100 * 2**20
 GOVCRAWL_S3_CHECKSUM = "sha256"
 #: S3 addressing style: ``auto``, ``path`` or ``virtual`` (None: botocore's default).
 GOVCRAWL_S3_ADDRESSING_STYLE = None
-#: botocore's own retries per S3 call.
-GOVCRAWL_S3_MAX_ATTEMPTS = 3
+#: botocore's retry mode for the S3 archive (the only retry layer): ``adaptive`` also slows down
+#: on 503 SlowDown; ``standard`` or ``legacy``.
+GOVCRAWL_S3_RETRY_MODE = "adaptive"
+#: S3 attempts per call in all (botocore's; then the write is spooled).
+GOVCRAWL_S3_MAX_ATTEMPTS = 5
+#: Objects from this many bytes up (WARC segments, large attachments) go to S3 by streaming
+#: multipart upload (boto3's managed transfer) ...
+GOVCRAWL_S3_MULTIPART_THRESHOLD = 16 * 2**20
+#: ... in parts of this many bytes (at least 5 MiB).
+GOVCRAWL_S3_MULTIPART_CHUNKSIZE = 8 * 2**20
 #: S3 connect timeout (seconds).
 GOVCRAWL_S3_CONNECT_TIMEOUT = 5
 #: S3 read timeout (seconds).

@@ -43,7 +43,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from crawler.archive import ArchiveWriter, open_archive
-from crawler.items import ATTACHMENT, PageItem, ResponseRecord, crawl_id
+from crawler.items import ATTACHMENT, RECORDED_META, PageItem, ResponseRecord, crawl_id
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ class ArchivePipeline:
         if writer is None or writer.closed or writer._closing:
             return
         rec = ResponseRecord.from_response(response, request)
-        request.meta["govcrawl_warc"] = writer.write_exchange(rec)
+        request.meta[RECORDED_META] = {"warc": writer.write_exchange(rec),
+                                       "fetched_at": rec.fetched_at}
         self.stats.inc_value("govcrawl/archive/warc_records")
 
     def _in_thread(self, fn: Any, *args: Any) -> Any:
