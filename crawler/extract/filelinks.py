@@ -20,7 +20,7 @@ import lxml.html
 from lxml import etree
 from lxml.html import HtmlElement
 
-from crawler.attachments import extension_alternation
+from crawler.attachments import extensions
 from crawler.tables import load_table
 
 _WS = re.compile(r"\s+")
@@ -38,12 +38,13 @@ class _UrlAttribute:
 
 @dataclass(frozen=True)
 class _Rules:
-    placeholders: tuple[str, ...]
+    placeholder_prefixes: tuple[str, ...]  # lower case
+    placeholder_empty: bool  # an empty href is a placeholder
     attributes: tuple[_UrlAttribute, ...]
     handlers: tuple[str, ...]
     calls: tuple[re.Pattern[str], ...]
     writers: re.Pattern[str]
-    extension: re.Pattern[str]
+    extensions: frozenset[str]
 
 
 @cache
@@ -51,21 +52,23 @@ def rules() -> _Rules:
     """The table ``attachment_links.yaml``, compiled."""
     table = load_table("attachment_links")
     return _Rules(
-        placeholders=tuple(str(p).lower() for p in table["placeholder_hrefs"]),
+        placeholder_prefixes=tuple(str(p).lower() for p in table["placeholder_hrefs"] if p),
+        placeholder_empty="" in table["placeholder_hrefs"],
         attributes=tuple(_UrlAttribute(str(a["name"]), bool(a.get("needs_slash")))
                          for a in table["url_attributes"]),
         handlers=tuple(str(h).lower() for h in table["handler_attributes"]),
         calls=tuple(re.compile(p, re.I) for p in table["script_calls"]),
         writers=re.compile("|".join(f"(?:{w})" for w in table["html_writers"]), re.I),
-        extension=re.compile(rf"\.(?:{extension_alternation()})$", re.I),
+        extensions=extensions(),
     )
 
 
 def is_file_url(value: str) -> bool:
     """True when ``value``'s path (before ``?``/``#``) ends in an attachment extension."""
     path = value.strip().split("#", 1)[0].split("?", 1)[0]
-    return bool(path) and not path.lower().startswith(("javascript:", "mailto:")) \
-        and rules().extension.search(path) is not None
+    head, dot, ext = path.rpartition(".")
+    return bool(dot and head) and ext.lower() in rules().extensions \
+        and not path[:11].lower().startswith(("javascript:", "mailto:"))
 
 
 def _is_placeholder(href: str | None) -> bool:
@@ -73,8 +76,10 @@ def _is_placeholder(href: str | None) -> bool:
     empty entry matches an empty href, the others are prefixes)."""
     if href is None:
         return True
-    href = href.strip().lower()
-    return any(href.startswith(p) if p else not href for p in rules().placeholders)
+    href = href.strip()
+    if not href:
+        return rules().placeholder_empty
+    return href.lower().startswith(rules().placeholder_prefixes)
 
 
 def _text(value: str | None) -> str:
@@ -96,20 +101,21 @@ def _anchor_url(a: HtmlElement) -> str | None:
     href = a.get("href")
     if not _is_placeholder(href):
         return href.strip() if href and is_file_url(href) else None
+    names = set(a.keys())
     for attribute in rules().attributes:
-        value = (a.get(attribute.name) or "").strip()
-        if value and (not attribute.needs_slash or "/" in value) and is_file_url(value):
-            return value
-    return next(_element_handler_urls(a), None)
+        if attribute.name in names:
+            value = a.get(attribute.name, "").strip()
+            if value and (not attribute.needs_slash or "/" in value) and is_file_url(value):
+                return value
+    return next(_element_handler_urls(a, names), None)
 
 
-def _element_handler_urls(el: HtmlElement) -> Iterator[str]:
+def _element_handler_urls(el: HtmlElement, names: set[str]) -> Iterator[str]:
     for name in rules().handlers:
-        code = el.get(name)
-        if code:
-            yield from _handler_urls(code)
+        if name in names:
+            yield from _handler_urls(el.get(name, ""))
     href = (el.get("href") or "").strip()
-    if href.lower().startswith("javascript:"):
+    if href[:11].lower().startswith("javascript:"):
         yield from _handler_urls(href)
 
 
@@ -122,16 +128,29 @@ def _name(el: HtmlElement, url: str) -> str:
     return name or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
+@cache
+def _handler_values() -> etree.XPath:
+    """The handler attributes (table ``handler_attributes``) of every element under a scope."""
+    return etree.XPath(" | ".join(f"descendant-or-self::*/@{h}" for h in rules().handlers))
+
+
 def _element_links(scope: HtmlElement) -> Iterator[tuple[str, str]]:
-    handlers = rules().handlers
-    for el in scope.iter(etree.Element):
-        if el.tag == "a":
-            url = _anchor_url(el)
-            if url:
-                yield url, _name(el, url)
-        elif any(el.get(h) for h in handlers):
-            for url in _element_handler_urls(el):
-                yield url, _name(el, url)
+    found: list[tuple[HtmlElement, str]] = []
+    for a in scope.iter("a"):
+        url = _anchor_url(a)
+        if url:
+            found.append((a, url))
+    others: list[tuple[HtmlElement, str]] = []
+    if rules().handlers:
+        for value in _handler_values()(scope):
+            element = value.getparent()
+            if element.tag != "a":  # an <a>'s handlers are read by _anchor_url
+                others.extend((element, url) for url in _handler_urls(value))
+    if others:  # rare: put them in page order among the anchors
+        order = {el: i for i, el in enumerate(scope.iter())}
+        found = sorted(found + others, key=lambda pair: order[pair[0]])
+    for element, url in found:
+        yield url, _name(element, url)
 
 
 def _unescape(literal: str) -> str:
