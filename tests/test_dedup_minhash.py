@@ -148,6 +148,8 @@ def test_state_lsh_batches_find_what_datasketch_lsh_finds(state_backend):
         sig = signature(normalise_text(edit_text(text, 0.01)))
         assert sorted(ours.query(sig)) == sorted(theirs.query(sig))
         keys = list(enumerate(ours._band_keys(sig)))
+        assert [k for _, k in keys] == [ours._H(sig.hashvalues[start:end])
+                                        for start, end in ours.hashranges]  # datasketch's keys
         assert state.buckets_get(keys) == DedupState.buckets_get(state, keys)
     state.commit()  # the same answers from the committed buckets
     for text in texts:

@@ -201,7 +201,11 @@ class StateLSH(MinHashLSH):
         self.state = state
 
     def _band_keys(self, sig: LeanMinHash) -> list[bytes]:
-        return [self._H(sig.hashvalues[start:end]) for start, end in self.hashranges]
+        """``[self._H(sig.hashvalues[start:end]) for start, end in self.hashranges]`` with one
+        byteswap of the whole signature."""
+        values = np.asarray(sig.hashvalues)
+        data, size = values.byteswap().tobytes(), values.itemsize
+        return [_band_key(data[start * size : end * size]) for start, end in self.hashranges]
 
     def replace(self, doc_id: str, sig: LeanMinHash) -> None:
         """Index ``doc_id`` under ``sig``, dropping the bands of its previous signature

@@ -107,18 +107,14 @@ def drop_categories(text: str) -> str:
     return text if keep.all() else _from_codes(codes[keep])
 
 
-def _is_boilerplate(line: str, max_chars: int, pattern: re.Pattern[str]) -> bool:
-    return len(line) <= max_chars and pattern.match(line) is not None
-
-
 def normalise_text(text: str) -> str:
     """The text as exact dedup compares it (see module doc)."""
     if not text:
         return ""
     max_chars, pattern = _boilerplate()
-    lines = nfkc(text).splitlines()
-    kept = [ln for ln in (ln.strip() for ln in lines) if ln and not _is_boilerplate(ln, max_chars,
-                                                                                pattern)]
+    match = pattern.match  # a boilerplate line: at most max_chars, matching a pattern
+    kept = [ln for ln in map(str.strip, nfkc(text).splitlines())
+            if ln and (len(ln) > max_chars or match(ln) is None)]
     return drop_categories("".join(kept).casefold())
 
 
