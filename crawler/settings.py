@@ -100,6 +100,10 @@ DOWNLOAD_TIMEOUT = 30
 # Scrapy starts this many asyncio tasks for every callback's output; ours yield one item or one
 # page of links, and 100 (the default) cost more than the work they share.
 CONCURRENT_ITEMS = 16
+# Scrapy checks every callback for a generator's `return <value>` by reading and parsing its
+# source; its cache holds bound methods weakly, so it re-parses parse_article & co. again and again
+# during a crawl. Our callbacks are covered by tests: skip that check.
+WARN_ON_GENERATOR_RETURN_VALUE = False
 RETRY_TIMES = 2
 DOWNLOAD_MAXSIZE = 64 * 1024 * 1024
 DEPTH_LIMIT = 8

@@ -195,3 +195,24 @@ def test_article_link_hints_never_hide_what_an_article_links():
         else:
             skipped += not article_link_hints(html, page["url"])
     assert skipped >= 10  # and it does spare most pages the walk
+
+
+def test_article_link_hint_scans_match_their_plain_regexes():
+    """The faster scans behind article_link_hints find what the plain case-insensitive regexes
+    find, on every corpus page and on real pages with one parameter/extension edited in."""
+    import re
+
+    from crawler.attachments import extension_alternation
+    from crawler.listing import _PAGE_PARAMS, _attachment_hint_re, _query_page_hint
+
+    plain_attachment = re.compile(rf"\.(?:{extension_alternation()})(?![A-Za-z0-9])", re.I)
+    plain_query = re.compile(rf"[?&;](?:{'|'.join(_PAGE_PARAMS)})=\d", re.I)
+    html, _ = page("012")
+    edits = ["?PAGE=2", "&pn=3", ";CurPage=1", "xpageno=2", "?page=x", "?pageindex=12",
+             "a.PDF", "b.pdfx", "c.Docx\"", ".7z", "d.et ", "e.etc"]
+    texts = [(CORPUS / "pages" / f"{pid}.html").read_text(encoding="utf-8", errors="replace")
+             for pid in MANIFEST]
+    texts += [html.replace("</body>", f"{edit}</body>") for edit in edits] + edits
+    for text in texts:
+        assert bool(_attachment_hint_re().search(text)) == bool(plain_attachment.search(text))
+        assert _query_page_hint(text) == bool(plain_query.search(text))
