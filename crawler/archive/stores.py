@@ -54,13 +54,14 @@ def multipart_digests(data: Data, chunksize: int) -> tuple[str, str]:
     sha = hashlib.sha256()
     parts: list[bytes] = []
 
-    def part(chunk: bytes) -> None:
+    def part(chunk: bytes | memoryview) -> None:
         sha.update(chunk)
         parts.append(hashlib.md5(chunk, usedforsecurity=False).digest())
 
     if isinstance(data, bytes):
+        view = memoryview(data)  # parts hashed in place, not copied
         for start in range(0, len(data), chunksize):
-            part(data[start:start + chunksize])
+            part(view[start:start + chunksize])
     else:
         with open(data, "rb") as fh:
             while chunk := fh.read(chunksize):
