@@ -7,7 +7,9 @@ edited: corpus 055 (道真县人社局, a restored TRS county bureau site: an ar
 describes) with attachment blocks added at the end of its body, and corpus 049 (安图县林业局 TRS
 "详请见附件" notice) with its document.write line re-quoted. The insertfile block follows UEditor's
 insertfile output (fex-team/ueditor _src/plugins/insertfile.js: icon <img> + <a title=…>) with the
-URL moved from href to _href behind href="javascript:;", as the issue found them.
+URL moved from href to _href behind href="javascript:;", as the issue found them. Corpus 003 (浙江省
+发改委, 大汉 Hanweb) gets an attachment line linking Hanweb's download endpoint
+(/module/download/downfile.jsp?classid=0&filename=<name>.xls, the form Hanweb sites publish).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler import attachments
 from crawler.extract import extract, find_attachments
 from crawler.extract.filelinks import find_file_links, written_html
 from tests.conftest import CORPUS, REPO, local_server, run_govcrawl
@@ -27,6 +30,9 @@ ARTICLE_055 = "/gzdt/xydt/201705/t20170524_20933426.html"
 ARTICLE_049 = "/gzdt/xydt/202101/t20210108_922970.html"
 URL_055 = "http://www.gzdzhrss.com" + ARTICLE_055
 URL_049 = "http://www.gzdzhrss.com" + ARTICLE_049
+ARTICLE_003 = "/art/2016/11/22/art_1621004_30332664.html"
+URL_003 = "http://fgw.zj.gov.cn" + ARTICLE_003
+DOWNFILE = "/module/download/downfile.jsp?classid=0&filename=1611221620474812345.xls"
 
 INSERTFILE = (
     '<p style="line-height: 16px;"><img style="vertical-align: middle; margin-right: 2px;" '
@@ -57,6 +63,12 @@ _WRITE_049 = ('document.write(\'<p class="right_text">可下载附件：'
 PAGE_049 = (CORPUS / "pages" / "049.html").read_bytes().replace(
     _WRITE_049.encode(),
     _WRITE_049.replace("'", "\x00").replace('"', '\\"').replace("\x00", '"').encode())
+#: corpus 003 with an attachment line at the end of its body (before <meta name="ContentEnd">)
+PAGE_003 = (CORPUS / "pages" / "003.html").read_bytes().replace(
+    b'<p>&nbsp;</p><meta name="ContentEnd">',
+    b'<p>&nbsp;</p><p>\xe9\x99\x84\xe4\xbb\xb6\xef\xbc\x9a<a href="'
+    + DOWNFILE.replace("&", "&amp;").encode() + '">1-10月固定资产投资情况表</a></p>'.encode()
+    + b'<meta name="ContentEnd">', 1)
 
 EXPECTED_055 = [
     {"url": "http://www.gzdzhrss.com/gzdt/xydt/201705/P020170524534881411234.pdf",
@@ -73,6 +85,7 @@ EXPECTED_055 = [
 def test_fixtures_are_edited_corpus_pages() -> None:
     assert BLOCKS.encode("utf-8") in PAGE_055
     assert b'href=\\"./P020210108586100144513.pdf\\"' in PAGE_049
+    assert b"downfile.jsp?classid=0&amp;filename=" in PAGE_003
 
 
 def test_extract_lists_insertfile_data_attribute_and_script_handler_attachments() -> None:
@@ -88,6 +101,19 @@ def test_document_write_with_escaped_quotes() -> None:
                  "name": "2020.1.8.pdf"}]
     assert extract(PAGE_049, URL_049).attachments == expected
     assert find_attachments(PAGE_049.decode("utf-8"), URL_049) == expected
+
+
+def test_download_endpoint_naming_the_file_in_its_query() -> None:
+    """Hanweb's downfile.jsp?filename=x.xls is an attachment (listed and, by the same policy,
+    requested by the spider); the type is in the query, not the path."""
+    assert extract(PAGE_003, URL_003).attachments == [
+        {"url": "http://fgw.zj.gov.cn" + DOWNFILE, "name": "1-10月固定资产投资情况表"}]
+    assert attachments.is_attachment("http://fgw.zj.gov.cn" + DOWNFILE)
+    assert not attachments.is_attachment("http://fgw.zj.gov.cn/jrobot/search.do?q=x&name=abc")
+    # a viewer page is not the file; the file it is given is
+    viewer = "http://a.gov.cn/pdfjs/web/viewer.html?file=/upload/2023/f.pdf"
+    assert not attachments.is_attachment(viewer)
+    assert attachments.attachment_url(viewer) == "http://a.gov.cn/upload/2023/f.pdf"
 
 
 @pytest.mark.parametrize("html, script, expected", [
@@ -115,6 +141,11 @@ def test_document_write_with_escaped_quotes() -> None:
     # a written link behind javascript:; with data-url (the same rules inside written HTML)
     ("", "var fj = '<a href=\"javascript:;\" data-url=\"/u/f7.xls\">表</a>';"
          "document.getElementById('fj').innerHTML = fj;", [("http://a.gov.cn/u/f7.xls", "表")]),
+    # a viewer link: the file it opens; a download endpoint without text: named by its parameter
+    ('<a href="/pdfjs/web/viewer.html?file=/upload/f9.pdf">预览</a>'
+     '<a href="/module/download/downfile.jsp?classid=0&amp;filename=f10.docx"></a>', "",
+     [("http://a.gov.cn/upload/f9.pdf", "预览"),
+      ("http://a.gov.cn/module/download/downfile.jsp?classid=0&filename=f10.docx", "f10.docx")]),
     # a script that writes no link, and a policy-excluded type
     ("", "document.write('<span>' + today + '</span>')", []),
     ('<a href="javascript:;" data-src="/u/f8.mp4">视频</a>', "", []),
@@ -138,15 +169,19 @@ ATTACHMENTS = REPO / "tests" / "fixtures" / "attachments"
 A01 = (ATTACHMENTS / "a01.pdf").read_bytes()
 A02 = (ATTACHMENTS / "a02.docx").read_bytes()
 A03 = (ATTACHMENTS / "a03.xlsx").read_bytes()
+A05 = (ATTACHMENTS / "a05.xls").read_bytes()
 A06 = (ATTACHMENTS / "a06.doc").read_bytes()
 LIST = ('<html><head><meta charset="utf-8"><title>行业动态</title></head><body><ul>'
         '<li><a href="./201705/t20170524_20933426.html">县人社局开展庆三八妇女节趣味活动</a></li>'
         '<li><a href="./202101/t20210108_922970.html">政府网站工作年度报表</a></li>'
+        '<li><a href="/art/2016/11/22/art_1621004_30332664.html">1-10月全县固定资产投资</a></li>'
         '</ul></body></html>').encode()
 FILES = {
     "/gzdt/xydt/index.html": (LIST, "text/html; charset=utf-8"),
     ARTICLE_055: (PAGE_055, "text/html; charset=utf-8"),
     ARTICLE_049: (PAGE_049, "text/html; charset=utf-8"),
+    ARTICLE_003: (PAGE_003, "text/html; charset=utf-8"),
+    DOWNFILE: (A05, "application/octet-stream"),
     "/gzdt/xydt/201705/P020170524534881411234.pdf": (A01, "application/pdf"),
     "/gzdt/xydt/201705/P020170524534881422345.docx": (A02, "application/octet-stream"),
     "/gzdt/xydt/201705/P020170524534881433456.xlsx": (A03, "application/octet-stream"),
@@ -174,10 +209,11 @@ class Site(BaseHTTPRequestHandler):
 
 def test_crawl_fetches_and_archives_them(tmp_path: Path) -> None:
     with local_server(Site) as base:
-        profile = {"name": "fjsite", "title": "本地测试站", "cms": "trs",
+        profile = {"name": "fjsite", "title": "本地测试站",
                    "start_urls": [f"{base}/gzdt/xydt/index.html"],
                    "allowed_domains": ["127.0.0.1"],
-                   "article_patterns": [r"/\d{6}/t\d{8}_\d+\.html$"]}
+                   "article_patterns": [r"/\d{6}/t\d{8}_\d+\.html$",
+                                        r"/art/\d{4}/\d+/\d+/art_\d+_\d+\.html$"]}
         (tmp_path / "fjsite.yaml").write_text(json.dumps(profile, ensure_ascii=False), "utf-8")
         proc = run_govcrawl("crawl", "fjsite", "--archive", str(tmp_path / "archive"),
                             "--state-dir", str(tmp_path / "state"),
@@ -189,10 +225,11 @@ def test_crawl_fetches_and_archives_them(tmp_path: Path) -> None:
     for path in archive.glob("docs/fjsite/*/v1/meta.json"):
         meta = json.loads(path.read_text("utf-8"))
         metas[meta["url"].removeprefix(base)] = meta
-    assert set(metas) == {ARTICLE_055, ARTICLE_049}
+    assert set(metas) == {ARTICLE_055, ARTICLE_049, ARTICLE_003}
     want = {ARTICLE_055: [(e["url"].removeprefix("http://www.gzdzhrss.com"), e["name"], body)
                           for e, body in zip(EXPECTED_055, (A01, A02, A03, A06), strict=True)],
-            ARTICLE_049: [("/gzdt/xydt/202101/P020210108586100144513.pdf", "2020.1.8.pdf", A01)]}
+            ARTICLE_049: [("/gzdt/xydt/202101/P020210108586100144513.pdf", "2020.1.8.pdf", A01)],
+            ARTICLE_003: [(DOWNFILE, "1-10月固定资产投资情况表", A05)]}
     for article, files in want.items():
         listed = metas[article]["attachments"]
         assert [(a["url"], a["name"]) for a in listed] == [(base + p, n) for p, n, _ in files]

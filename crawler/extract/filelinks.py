@@ -4,8 +4,9 @@ A plain ``<a href="x.pdf">``; an ``<a href="javascript:;">`` (or ``#``, or no hr
 in another attribute (UEditor ``_href``, ``data-url``, TRS ``oldsrc`` ...); a script handler
 (``onclick="download('x.pdf')"``, ``window.open('…')``, a ``javascript:`` href) on any element;
 the HTML an inline script writes (``document.write('<a href=…>')``). The attributes, calls and
-writers are data: ``crawler/tables/attachment_links.yaml``; a URL counts only when its path ends
-in an extension of the attachment policy (``crawler/tables/attachments.yaml``).
+writers are data: ``crawler/tables/attachment_links.yaml``; a URL counts only when the attachment
+policy (``crawler/tables/attachments.yaml``) calls it an attachment: its path ends in one of the
+types, or a download endpoint names such a file in a query parameter (``downfile.jsp?filename=``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import lxml.html
 from lxml import etree
 from lxml.html import HtmlElement
 
-from crawler.attachments import extensions
+from crawler.attachments import attachment_url, named_files
 from crawler.tables import load_table
 
 _WS = re.compile(r"\s+")
@@ -44,7 +45,6 @@ class _Rules:
     handlers: tuple[str, ...]
     calls: tuple[re.Pattern[str], ...]
     writers: re.Pattern[str]
-    extensions: frozenset[str]
 
 
 @cache
@@ -59,16 +59,16 @@ def rules() -> _Rules:
         handlers=tuple(str(h).lower() for h in table["handler_attributes"]),
         calls=tuple(re.compile(p, re.I) for p in table["script_calls"]),
         writers=re.compile("|".join(f"(?:{w})" for w in table["html_writers"]), re.I),
-        extensions=extensions(),
     )
 
 
-def is_file_url(value: str) -> bool:
-    """True when ``value``'s path (before ``?``/``#``) ends in an attachment extension."""
-    path = value.strip().split("#", 1)[0].split("?", 1)[0]
-    head, dot, ext = path.rpartition(".")
-    return bool(dot and head) and ext.lower() in rules().extensions \
-        and not path[:11].lower().startswith(("javascript:", "mailto:"))
+def file_url(value: str) -> str | None:
+    """The URL to fetch when ``value`` (absolute or relative) links an attachment, else None:
+    the attachment policy decides (:func:`crawler.attachments.attachment_url`)."""
+    value = value.strip()
+    if not value or value[:11].lower().startswith(("javascript:", "mailto:")):
+        return None
+    return attachment_url(value)
 
 
 def _is_placeholder(href: str | None) -> bool:
@@ -90,8 +90,8 @@ def _handler_urls(code: str) -> Iterator[str]:
     """File URLs passed to the table's calls in a piece of script (a handler, a javascript:)."""
     for call in rules().calls:
         for m in call.finditer(code):
-            url = _unescape(m.group("url"))
-            if is_file_url(url):
+            url = file_url(_unescape(m.group("url")))
+            if url:
                 yield url
 
 
@@ -100,13 +100,14 @@ def _anchor_url(a: HtmlElement) -> str | None:
     else the calls in its handlers / javascript: href."""
     href = a.get("href")
     if not _is_placeholder(href):
-        return href.strip() if href and is_file_url(href) else None
+        return file_url(href) if href else None
     names = set(a.keys())
     for attribute in rules().attributes:
         if attribute.name in names:
             value = a.get(attribute.name, "").strip()
-            if value and (not attribute.needs_slash or "/" in value) and is_file_url(value):
-                return value
+            url = file_url(value) if not attribute.needs_slash or "/" in value else None
+            if url:
+                return url
     return next(_element_handler_urls(a, names), None)
 
 
@@ -119,13 +120,21 @@ def _element_handler_urls(el: HtmlElement, names: set[str]) -> Iterator[str]:
         yield from _handler_urls(href)
 
 
+def file_name(url: str) -> str:
+    """The file's name in its URL: the last path segment, or a download endpoint's file-name
+    parameter (``downfile.jsp?filename=x.pdf`` -> ``x.pdf``)."""
+    named = named_files(url)
+    return named[0].rsplit("/", 1)[-1] if named else \
+        url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
 def _name(el: HtmlElement, url: str) -> str:
     """What the page shows for the link: its text, else its title, else the file's name."""
     name = _text(el.text_content())
     title = _text(el.get("title"))
     if not name and title and title != url:
         name = title
-    return name or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return name or file_name(url)
 
 
 @cache
