@@ -9,8 +9,8 @@ seed reports (tests/seeds), with the 信息公开 fields a portal gives (publish
 ``build_index`` (documents/s), an update after one more crawl of 1,000 documents
 (reads only that manifest), and search latency through ``crawler.index.search`` (the
 query the web UI runs, with its six facet counts) for phrases of 4-8 characters taken
-from random documents (FTS5 trigram) and for two-character words (the substring
-fallback), median and p95 in ms.
+from random documents (FTS5 trigram) and for two-character words (the bigram
+index), median and p95 in ms.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def main() -> None:
             phrases.append(line[at:at + rng.randint(4, 8)])
         words = ["征地", "公开", "财政", "审计", "环境", "养老", "监督", "教育"]
         for label, queries in [("phrase (trigram FTS)", phrases),
-                               ("two-character word (substring scan)", words * 3)]:
+                               ("two-character word (bigram index)", words * 3)]:
             times, found = [], 0
             for query in queries:
                 began = time.perf_counter()

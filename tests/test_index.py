@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sqlite3
 
@@ -42,6 +43,22 @@ def local(tmp_path_factory):
 
 def rows(db, sql, params=()):
     return [dict(r) for r in sqlite_utils.Database(db).query(sql, params)]
+
+
+def assert_pairs_match_as_substrings(db) -> int:
+    """Every two-character CJK word of any version's text finds, through the bigram index,
+    exactly the documents whose current title/text/attachment text contain it."""
+    conn = sqlite3.connect(db)
+    docs = conn.execute("SELECT doc_id, title, text, attachment_text FROM documents").fetchall()
+    texts = " ".join(t or "" for (t,) in conn.execute("SELECT text FROM versions"))
+    pairs = {m.group(0)[i:i + 2] for m in re.finditer(r"[\u4e00-\u9fff]{2,}", texts)
+             for i in range(len(m.group(0)) - 1)}
+    assert len(pairs) > 500
+    for pair in sorted(pairs):
+        expected = {d for d, *cols in docs if any(pair in (c or "") for c in cols)}
+        got = {r["doc_id"] for r in search(conn, pair, limit=1000, with_facets=False).rows}
+        assert got == expected, pair
+    return len(pairs)
 
 
 def test_documents_versions_aliases_near_duplicates(local):
@@ -102,6 +119,23 @@ def test_full_text_search_on_chinese_without_a_dictionary(local):
     assert search(conn, '"公开 工作').total == 0  # an unbalanced quote is searched as text
 
 
+def test_two_character_words_use_the_bigram_index_with_substring_semantics(local, tmp_path):
+    assert_pairs_match_as_substrings(local["db"])
+    plan = " ".join(r[3] for r in sqlite3.connect(local["db"]).execute(
+        "EXPLAIN QUERY PLAN SELECT rowid FROM documents_bigrams "
+        "WHERE documents_bigrams MATCH '征地'"))
+    assert "VIRTUAL TABLE INDEX" in plan
+    # an index built before the bigram table existed gets it, filled, when it is next opened
+    old = tmp_path / "old.db"
+    shutil.copy(local["db"], old)
+    with sqlite3.connect(old) as conn:
+        conn.execute("DROP TABLE documents_bigrams")
+        for suffix in ("ai", "ad", "au"):
+            conn.execute(f"DROP TRIGGER documents_bigrams_{suffix}")
+    build_index(local["archive"], old)
+    assert_pairs_match_as_substrings(old)
+
+
 def test_update_reads_only_new_manifests(local, tmp_path):
     shutil.copytree(local["tmp"] / "arch", tmp_path / "arch")  # this test adds a crawl
     archive = open_archive(str(tmp_path / "arch"))
@@ -134,6 +168,7 @@ def test_update_reads_only_new_manifests(local, tmp_path):
     assert not any(k.startswith("crawls/20240601T000000Z-test/") for k in got)
     d006 = rows(db, "SELECT version, versions FROM documents WHERE doc_id = 'd006'")[0]
     assert d006 == {"version": 2, "versions": 2}
+    assert_pairs_match_as_substrings(db)  # the changed text re-indexed, the old one dropped
 
 
 def test_index_of_an_s3_archive_matches_the_local_one(local, s3_server, tmp_path):  # noqa: F811

@@ -30,6 +30,7 @@ import sqlite_utils
 
 from crawler.archive import layout
 from crawler.archive.archive import Archive
+from crawler.index import bigrams
 
 SCHEMA_VERSION = 1
 DOC_OUTCOMES = ("new", "changed", "near_duplicate")
@@ -66,6 +67,9 @@ def open_index(db_path: str | Path) -> sqlite_utils.Database:
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite_utils.Database(db_path)
     db.execute("PRAGMA journal_mode=WAL")
+    # the bigram index's triggers call it: every connection that writes documents has it
+    db.conn.create_function(bigrams.FUNCTION, len(FTS_COLUMNS), bigrams.cjk_bigrams,
+                            deterministic=True)
     _create_schema(db)
     return db
 
@@ -141,6 +145,8 @@ def _create_schema(db: sqlite_utils.Database) -> None:
               INSERT INTO "documents_fts" (rowid, {columns})
                 VALUES (new.rowid, {", ".join(f'new."{c}"' for c in FTS_COLUMNS)});
             END''')
+    if not db[bigrams.TABLE].exists():
+        _create_bigram_index(db)
     db.create_view("document_attachments", """
         SELECT d.doc_id, d.position, d.url, d.name, r.sha256, a.bytes, a.content_type,
                a.text IS NOT NULL AS has_text
@@ -149,6 +155,33 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         LEFT JOIN attachments a ON a.sha256 = r.sha256
         GROUP BY d.doc_id, d.position""", ignore=True)
     db["_meta"].upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
+
+
+def _create_bigram_index(db: sqlite_utils.Database) -> None:
+    """The two-character word index (see crawler.index.bigrams), kept by triggers; an index
+    built before it existed gets it filled from its documents here."""
+    table, function = bigrams.TABLE, bigrams.FUNCTION
+    old = ", ".join(f'old."{c}"' for c in FTS_COLUMNS)
+    new = ", ".join(f'new."{c}"' for c in FTS_COLUMNS)
+    changed = " OR ".join(f'old."{c}" IS NOT new."{c}"' for c in FTS_COLUMNS)
+    columns = ", ".join(f'"{c}"' for c in FTS_COLUMNS)
+    db.execute(f'CREATE VIRTUAL TABLE "{table}" USING fts5(pairs, content=\'\', '
+               "detail=none, tokenize='unicode61')")
+    db.execute(f'''CREATE TRIGGER "{table}_ai" AFTER INSERT ON "documents" BEGIN
+          INSERT INTO "{table}" (rowid, pairs) VALUES (new.rowid, {function}({new}));
+        END''')
+    db.execute(f'''CREATE TRIGGER "{table}_ad" AFTER DELETE ON "documents" BEGIN
+          INSERT INTO "{table}" ("{table}", rowid, pairs)
+            VALUES ('delete', old.rowid, {function}({old}));
+        END''')
+    db.execute(f'''CREATE TRIGGER "{table}_au" AFTER UPDATE OF {columns} ON "documents"
+        WHEN {changed} BEGIN
+          INSERT INTO "{table}" ("{table}", rowid, pairs)
+            VALUES ('delete', old.rowid, {function}({old}));
+          INSERT INTO "{table}" (rowid, pairs) VALUES (new.rowid, {function}({new}));
+        END''')
+    db.execute(f'INSERT INTO "{table}" (rowid, pairs) '
+               f'SELECT rowid, {function}({columns}) FROM "documents"')
 
 
 def _bind(db: sqlite_utils.Database, uri: str) -> None:
@@ -193,9 +226,8 @@ class _Builder:
     # -- manifests -------------------------------------------------------------------------
     def crawl(self, crawl_id: str) -> None:
         key = layout.manifest_key(crawl_id)
-        info = self.archive.retry(lambda: self.archive.store.head(key))
-        report_info = self.archive.retry(
-            lambda: self.archive.store.head(layout.report_key(crawl_id)))
+        info = self.archive.store.head(key)  # retried by the store's client (one retry layer)
+        report_info = self.archive.store.head(layout.report_key(crawl_id))
         size = info.size if info else 0
         report_size = report_info.size if report_info else 0
         done = self.db["_manifests"].get(crawl_id) if self._has(crawl_id) else None

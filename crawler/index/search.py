@@ -1,8 +1,9 @@
 """Full-text search with facets over the index (a plain ``sqlite3`` connection).
 
 Words of three or more characters use the FTS5 ``trigram`` index (any substring, so Chinese needs
-no dictionary or segmenter); shorter words (``征地``, ``公告`` are two characters, below what a
-trigram can index) fall back to a substring scan of title, text and attachment text. Every word
+no dictionary or segmenter); words of two Chinese characters (``征地``, ``公告``: below what a
+trigram can index) use the bigram index (crawler.index.bigrams); other short words (one
+character, ``5G``) fall back to a substring scan of title, text and attachment text. Every word
 must match (AND); ``"quoted words"`` stay one phrase.
 """
 
@@ -12,6 +13,8 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
+
+from crawler.index import bigrams
 
 #: facet parameter -> (column, label)
 FACETS: dict[str, tuple[str, str]] = {
@@ -80,7 +83,10 @@ def _collect_hits(conn: sqlite3.Connection, words: list[str]) -> None:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS _hits (rowid INTEGER PRIMARY KEY, rank REAL)")
     conn.execute("DELETE FROM _hits")
     long_words = [w for w in words if len(w) >= 3]
-    short = [w for w in words if len(w) < 3]
+    pairs = [w for w in words if len(w) < 3 and bigrams.is_cjk_pair(w)]
+    short = [w for w in words if len(w) < 3 and not bigrams.is_cjk_pair(w)]
+    pair_match = [" AND ".join(_fts_phrase(w) for w in pairs)]
+    in_pairs = f"SELECT rowid FROM {bigrams.TABLE} WHERE {bigrams.TABLE} MATCH ?"
     like = " AND ".join("(" + " OR ".join(f"d.{c} LIKE ? ESCAPE '\\'" for c in SEARCH_COLUMNS)
                         + ")" for _ in short)
     like_params = [_like(w) for w in short for _ in SEARCH_COLUMNS]
@@ -88,12 +94,18 @@ def _collect_hits(conn: sqlite3.Connection, words: list[str]) -> None:
         conn.execute("INSERT INTO _hits SELECT rowid, bm25(documents_fts, 5.0, 1.0, 0.5) "
                      "FROM documents_fts WHERE documents_fts MATCH ?",
                      [" AND ".join(_fts_phrase(w) for w in long_words)])
-        if short:  # only the FTS hits are scanned for the short words
-            conn.execute(f"DELETE FROM _hits WHERE rowid NOT IN (SELECT d.rowid FROM _hits h "
-                         f"JOIN documents d ON d.rowid = h.rowid WHERE {like})", like_params)
+    elif pairs:
+        conn.execute(f"INSERT INTO _hits {in_pairs.replace('rowid', 'rowid, 0', 1)}", pair_match)
+        pairs = []
     else:
         conn.execute(f"INSERT INTO _hits SELECT d.rowid, 0 FROM documents d WHERE {like}",
                      like_params)
+        short = []
+    if pairs:  # narrow the hits: the index answers two-character words
+        conn.execute(f"DELETE FROM _hits WHERE rowid NOT IN ({in_pairs})", pair_match)
+    if short:  # only the remaining hits are scanned for the other short words
+        conn.execute(f"DELETE FROM _hits WHERE rowid NOT IN (SELECT d.rowid FROM _hits h "
+                     f"JOIN documents d ON d.rowid = h.rowid WHERE {like})", like_params)
 
 
 def search(conn: sqlite3.Connection, query: str = "", filters: dict[str, list[str]] | None = None,
