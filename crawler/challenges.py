@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import lxml.html
-from lxml.etree import ParserError
-
+from crawler import htmltree
 from crawler.tables import load_table
 
 logger = logging.getLogger(__name__)
@@ -123,11 +121,14 @@ def visible_text_length(root: Any) -> int:
     return count
 
 
-def _parse(body: bytes | str) -> Any:
-    try:
-        return lxml.html.document_fromstring(body)
-    except (ParserError, ValueError):
-        return None
+def _parse(body: bytes | str, headers: Any) -> Any:
+    """The page's tree, as extraction builds it (decoded as a browser would, then parsed)."""
+    if isinstance(body, bytes):
+        from crawler.extract.decode import decode_html  # lazy: extraction imports this module
+
+        content_type = header_values(headers, "content-type")
+        body, _ = decode_html(body, content_type[0] if content_type else None)
+    return htmltree.parse(body)
 
 
 def detect_challenge(status: int | None, headers: Any, body: bytes | str,
@@ -145,7 +146,7 @@ def detect_challenge(status: int | None, headers: Any, body: bytes | str,
         if not vendor.matches(head, cookies, headers):
             continue
         if root is None:
-            root = _parse(body)
+            root = _parse(body, headers)
         if root is not None and visible_text_length(root) > max_text:
             return None  # the page shows its content: protected, not challenged
         return vendor.name

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import yaml
 from parsel import Selector
 
+from crawler import htmltree
 from crawler.attachments import extension_alternation
 from crawler.urls import url_extension
 
@@ -86,7 +87,7 @@ def _base_url(sel: Selector, url: str) -> str:
 def script_links(html: str, base_url: str) -> list[Link]:
     """Links inside inline ``<script>`` strings (``document.write('<a href=...>')``), skipping
     hrefs built from variables (they contain ``+``)."""
-    sel = Selector(text=html) if isinstance(html, str) else html
+    sel = htmltree.selector(html) if isinstance(html, str) else html
     base = _base_url(sel, base_url)
     out = []
     for script in sel.css("script:not([src])::text").getall():
@@ -101,7 +102,7 @@ def extract_links(html: str | Selector, base_url: str, container: str | None = N
                   scripts: bool = True) -> list[Link]:
     """Every usable link of the page (or of the elements matching CSS ``container``), absolute,
     in document order, first occurrence of each URL kept (with the longest visible text)."""
-    sel = Selector(text=html) if isinstance(html, str) else html
+    sel = htmltree.selector(html) if isinstance(html, str) else html
     base = _base_url(sel, base_url)
     roots = sel.css(container) if container else [sel]
     found: dict[str, str] = {}
@@ -166,7 +167,7 @@ def page_schemes(html: str) -> list[PageScheme]:
     may be variables assigned elsewhere in the page (``var countPage = 12``)."""
     if "createPageHTML" not in html and "Pager(" not in html:
         return []  # most pages: no need to parse them
-    sel = Selector(text=html)
+    sel = htmltree.selector(html)
     scripts = "\n".join(sel.css("script:not([src])::text").getall())
     out = []
     for m in _CREATE_PAGE_RE.finditer(scripts):
@@ -358,7 +359,7 @@ def hanweb_datastore(text: str, page_url: str) -> HanwebList | None:
     proxy = None
     ng = _NEXTGROUP_RE.search(store)
     if ng:
-        href = Selector(text=ng.group(1)).css("a::attr(href)").get()
+        href = htmltree.selector(ng.group(1)).css("a::attr(href)").get()
         if href:
             proxy = urljoin(page_url, unescape(href.strip()))
     if proxy is None:

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import trafilatura
+from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
 from crawler.challenges import detect_challenge, header_values
@@ -56,7 +57,7 @@ def _container_text(container: HtmlElement, url: str | None) -> list[str]:
     trafilatura keeps too little of it (tiny bodies, table-only bodies)."""
     own = dom.block_lines(container)
     own_chars = sum(len(x.replace(" ", "")) for x in own)
-    doc = dom.lxml_html.document_fromstring("<html><body></body></html>")
+    doc = lxml_html.document_fromstring("<html><body></body></html>")
     doc.find("body").append(copy.deepcopy(container))
     text = _trafilatura_text(doc, url)
     got = len(re.sub(r"\s", "", text))

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import urlsplit
 
-from lxml import etree
-from lxml import html as lxml_html
 from lxml.html import HtmlElement
 
 from crawler.extract.lexicon import load, rx_any
 from crawler.extract.lines import SPAM, classify_line, is_spammy, spam_verdict
+from crawler.htmltree import parse
 
-_MARKUP_START = re.compile(r"<(?:!doctype|html|head|body|meta|title|!--)", re.I)
+__all__ = ["parse"]  # the one parse function (crawler/htmltree.py), re-exported
+
 _WS = re.compile(r"\s+")
 #: A known strong container wins over a generic one holding at most 1/STRONG_SHARE times its text.
 STRONG_SHARE = 0.2
@@ -100,19 +100,6 @@ def dom_lex() -> _DomLex:
         hidden_style=rx_any(lex["hidden_style"]),
         chrome=low(lex["chrome_tokens"]),
     )
-
-
-def parse(text: str) -> HtmlElement:
-    """Parse once. Text before the first markup (crawler logs, stray bytes) is not the page."""
-    m = _MARKUP_START.search(text, 0, 65536)
-    if m and m.start() and text[: m.start()].strip():
-        text = text[m.start() :]
-    if not text.strip():
-        text = "<html><body></body></html>"
-    try:
-        return lxml_html.document_fromstring(text)
-    except (etree.ParserError, ValueError):
-        return lxml_html.document_fromstring("<html><body></body></html>")
 
 
 def tokens(el: HtmlElement) -> set[str]:
@@ -366,35 +353,36 @@ def _all_boilerplate(el: HtmlElement) -> bool:
 
 def walk_segments(root: HtmlElement, container: HtmlElement | None) -> Iterator[tuple[int, str]]:
     """Text pieces of the page in document order, as ``(region, text)``: region -1 before the
-    container, 0 inside it, 1 after it (all -1 when there is no container). Script/style skipped."""
+    container, 0 inside it, 1 after it (all -1 when there is no container). Script/style skipped.
+    Iterative (an explicit stack): no nesting depth is too deep."""
     drop = dom_lex().drop_tags
     region = -1
-
-    def rec(el: HtmlElement) -> Iterator[tuple[int, str]]:
-        nonlocal region
+    body = root.find("body")
+    stack: list[tuple[HtmlElement, bool]] = [(body, False)] if body is not None else []
+    while stack:
+        el, closing = stack.pop()
+        if closing:
+            if el is container:
+                region = 1
+            t = el.tail.strip() if el.tail else ""
+            if t:
+                yield region, t
+            continue
         if el is container:
             region = 0
-        if isinstance(el.tag, str) and el.tag not in drop and el.text:
+        walk_in = isinstance(el.tag, str) and el.tag not in drop
+        if walk_in and el.text:
             t = el.text.strip()
             if t:
                 yield region, t
-        if isinstance(el.tag, str) and el.tag not in drop:
-            for child in el:
-                yield from rec(child)
-        if el is container:
-            region = 1
-        if el.tail:
-            t = el.tail.strip()
-            if t:
-                yield region, t
-
-    body = root.find("body")
-    if body is not None:
-        yield from rec(body)
+        stack.append((el, True))
+        if walk_in:
+            stack.extend((child, False) for child in reversed(el))
 
 
 def block_lines(el: HtmlElement) -> list[str]:
-    """Own text serialisation of a subtree: one line per block, cells of a row joined by a tab."""
+    """Own text serialisation of a subtree: one line per block, cells of a row joined by a tab.
+    Iterative (an explicit stack): no nesting depth is too deep."""
     drop = dom_lex().drop_tags
     out: list[str] = []
     buf: list[str] = []
@@ -405,26 +393,24 @@ def block_lines(el: HtmlElement) -> list[str]:
             out.append(line)
         buf.clear()
 
-    def rec(node: HtmlElement) -> None:
+    stack: list[tuple[HtmlElement, bool]] = [(el, False)]
+    while stack:
+        node, closing = stack.pop()
         tag = node.tag if isinstance(node.tag, str) else ""
-        if tag in drop:
-            if node.tail:
-                buf.append(node.tail)
-            return
         block = tag in BLOCK_TAGS and tag not in ("td", "th")
+        if closing or tag in drop:
+            if closing and block:
+                flush()
+            if node is not el and node.tail:
+                buf.append(node.tail)
+            continue
         if block:
             flush()
         if tag in ("td", "th"):
             buf.append("\t")
         if tag and node.text:
             buf.append(node.text)
-        for child in node:
-            rec(child)
-        if block:
-            flush()
-        if node is not el and node.tail:
-            buf.append(node.tail)
-
-    rec(el)
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(node))
     flush()
     return out

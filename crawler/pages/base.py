@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 from parsel import Selector
 from w3lib.html import get_base_url
 
-from crawler import listing
+from crawler import htmltree, listing
 from crawler.listing import Link
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class GenericPage:
 
     @cached_property
     def selector(self) -> Selector:
-        return Selector(text=self.text)
+        return htmltree.selector(self.text)  # the page as a browser builds it
 
     @cached_property
     def _list_links(self) -> list[Link]:
