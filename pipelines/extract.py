@@ -114,9 +114,11 @@ class ExtractionPipeline:
         if doc.challenge:
             record_challenge(self.stats, doc.challenge, item.response.status, item.url)
         if not doc.is_document:
-            kind = "challenge" if doc.challenge else "no_content"
+            kind = ("challenge" if doc.challenge else
+                    "binary" if "binary_not_document" in doc.findings else "no_content")
             self.stats.inc_value(f"govcrawl/not_document/{kind}")
-            raise DropItem(f"not a document ({kind}): {item.url}")
+            what = f"{kind}: {doc.format}" if kind == "binary" else kind
+            raise DropItem(f"not a document ({what}): {item.url}")
         if doc.spam:
             self.stats.inc_value("govcrawl/spam_removed", len(doc.spam))
             self.stats.inc_value("govcrawl/pages_with_spam")

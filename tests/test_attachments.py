@@ -101,9 +101,11 @@ def zip_of(name: str) -> bytes:
 
 @pytest.mark.parametrize("data, kind", [
     (lambda: read("git-logo.png"), "PNG image"),
+    (lambda: read("python.gif"), "GIF image"),
+    (lambda: read("python.jpg"), "JPEG image"),
     (lambda: zip_of("a01.pdf"), "zip archive"),
     (lambda: Path(sys.executable).resolve().read_bytes(), "ELF executable"),
-], ids=["png", "zip", "elf"])
+], ids=["png", "gif", "jpeg", "zip", "elf"])
 def test_images_archives_executables_are_not_documents(data, kind, tmp_path: Path, capsys):
     body = data()
     assert sniff(body).binary and sniff(body).format == kind
@@ -136,3 +138,31 @@ def test_html_page_still_goes_to_the_page_extractor():
     assert sniff(page) is None
     doc = extract_bytes(page, "https://www.atxlyj.cn/xxgk/ndbg/202101/t20210108_922970.html")
     assert doc.format == "html" and doc.title and doc.is_document
+
+
+@pytest.mark.parametrize("name, kind", [("git-logo.png", "PNG image"), ("python.gif", "GIF image"),
+                                        ("python.jpg", "JPEG image")])
+def test_crawl_reports_a_binary_page_as_not_a_document(name: str, kind: str):
+    """An article URL that serves an image: the crawl's extraction drops it as not a document,
+    counted apart (``govcrawl/not_document/binary``), never archived as text."""
+    import asyncio
+
+    from scrapy.exceptions import DropItem
+    from scrapy.statscollectors import MemoryStatsCollector
+    from scrapy.utils.test import get_crawler
+
+    from crawler.items import ARTICLE, PageItem, ResponseRecord
+    from pipelines.extract import ExtractionPipeline
+
+    crawler = get_crawler()
+    crawler.stats = MemoryStatsCollector(crawler)
+    pipeline = ExtractionPipeline(crawler)
+    url = "https://www.example.gov.cn/art/2024/5/10/art_1_2.html"
+    item = PageItem(site="x", kind=ARTICLE, response=ResponseRecord(
+        url, 200, [("Content-Type", "text/html")], read(name)))
+    with pytest.raises(DropItem, match=f"not a document \\(binary: {kind}\\)"):
+        asyncio.run(pipeline.process_item(item))
+    assert item.document.text == "" and "binary_not_document" in item.document.findings
+    stats = crawler.stats.get_stats()
+    assert stats["govcrawl/not_document/binary"] == 1
+    assert "govcrawl/not_document/no_content" not in stats
