@@ -188,8 +188,8 @@ class Deduplicator:
             if outcome != DUPLICATE:
                 st.put_owner(fp, doc_id)
             if sig is not None:
-                self.lsh.replace(doc_id, sig)
-            elif doc_id in self.lsh:
+                self.lsh.replace(doc_id, sig, known=doc is not None)
+            elif doc is not None and doc_id in self.lsh:
                 self.lsh.remove(doc_id)
 
         for seen in {curl, canonical_url(requested_url)} if requested_url else {curl}:

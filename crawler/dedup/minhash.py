@@ -207,10 +207,11 @@ class StateLSH(MinHashLSH):
         data, size = values.byteswap().tobytes(), values.itemsize
         return [_band_key(data[start * size : end * size]) for start, end in self.hashranges]
 
-    def replace(self, doc_id: str, sig: LeanMinHash) -> None:
+    def replace(self, doc_id: str, sig: LeanMinHash, known: bool = True) -> None:
         """Index ``doc_id`` under ``sig``, dropping the bands of its previous signature
-        (what ``remove`` + ``insert`` do, with the buckets written in one batch)."""
-        if doc_id in self:
+        (what ``remove`` + ``insert`` do, with the buckets written in one batch).
+        ``known=False``: the state has no document ``doc_id``, hence no bands of it either."""
+        if known and doc_id in self:
             self.remove(doc_id)
         if len(sig) != self.h:
             raise ValueError(f"Expecting minhash with length {self.h}, got {len(sig)}")
