@@ -290,12 +290,17 @@ def _query_page_hint(html: str) -> bool:
                for m in _EQUALS_DIGIT_RE.finditer(html))
 
 
+def attachment_hint(html: str) -> bool:
+    """A cheap look at raw HTML: does it name a file of an attachment type anywhere?"""
+    return _attachment_hint_re().search(html) is not None
+
+
 def article_link_hints(html: str, page_url: str) -> bool:
     """A cheap look at an article's raw HTML: could it link an attachment or its own next page?
 
     When this is False, :func:`extract_links` would find nothing an article needs (attachments,
     ``<stem>_N`` siblings, ``?page=N`` pages), so the full link walk can be skipped."""
-    if _attachment_hint_re().search(html) or _query_page_hint(html):
+    if attachment_hint(html) or _query_page_hint(html):
         return True
     stem = _stem(urlsplit(page_url).path.rsplit("/", 1)[-1])
     return bool(stem) and f"{stem}_" in html

@@ -10,6 +10,7 @@ insertfile output (fex-team/ueditor _src/plugins/insertfile.js: icon <img> + <a 
 URL moved from href to _href behind href="javascript:;", as the issue found them. Corpus 003 (浙江省
 发改委, 大汉 Hanweb) gets an attachment line linking Hanweb's download endpoint
 (/module/download/downfile.jsp?classid=0&filename=<name>.xls, the form Hanweb sites publish).
+Corpus 058 (安图县林业局 年度报告 list, TRS) gets one list entry whose PDF opens by onclick.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from pathlib import Path
 import pytest
 
 from crawler import attachments
+from crawler.archive import open_archive
 from crawler.extract import extract, find_attachments
 from crawler.extract.filelinks import find_file_links, written_html
+from crawler.pages import page_for
 from tests.conftest import CORPUS, REPO, local_server, run_govcrawl
 
 ARTICLE_055 = "/gzdt/xydt/201705/t20170524_20933426.html"
@@ -69,6 +72,13 @@ PAGE_003 = (CORPUS / "pages" / "003.html").read_bytes().replace(
     b'<p>&nbsp;</p><p>\xe9\x99\x84\xe4\xbb\xb6\xef\xbc\x9a<a href="'
     + DOWNFILE.replace("&", "&amp;").encode() + '">1-10月固定资产投资情况表</a></p>'.encode()
     + b'<meta name="ContentEnd">', 1)
+LIST_058 = "http://www.atxlyj.cn/xxgk/ndbg/index.html"
+ONCLICK_ENTRY = ('<li><span> 2021-03-01 </span><a href="javascript:;" '
+                 'onclick="window.open(\'./202103/P020210301586100155555.pdf\')">'
+                 '2021年安图县林业局部门预算</a></li>')
+#: corpus 058 with one more list entry, before its first one: a PDF opened by onclick
+PAGE_058 = (CORPUS / "pages" / "058.html").read_bytes().replace(
+    b'<li><span> 2021-01-08 </span>', ONCLICK_ENTRY.encode() + b'<li><span> 2021-01-08 </span>', 1)
 
 EXPECTED_055 = [
     {"url": "http://www.gzdzhrss.com/gzdt/xydt/201705/P020170524534881411234.pdf",
@@ -86,6 +96,23 @@ def test_fixtures_are_edited_corpus_pages() -> None:
     assert BLOCKS.encode("utf-8") in PAGE_055
     assert b'href=\\"./P020210108586100144513.pdf\\"' in PAGE_049
     assert b"downfile.jsp?classid=0&amp;filename=" in PAGE_003
+    assert ONCLICK_ENTRY.encode() in PAGE_058
+
+
+def test_list_page_links_an_attachment_opened_by_script() -> None:
+    """A list page's links include an attachment behind a javascript: link (the spider requests
+    it as an attachment: its URL passes the policy)."""
+    for cms in ("auto", "trs", "generic"):
+        links = page_for(LIST_058, PAGE_058.decode("utf-8"), cms).links()
+        pdf = "http://www.atxlyj.cn/xxgk/ndbg/202103/P020210301586100155555.pdf"
+        assert (pdf, "2021年安图县林业局部门预算") in [(link.url, link.text) for link in links]
+        assert attachments.is_attachment(pdf)
+        # the plain anchors are still there, in page order, before it
+        urls = [link.url for link in links]
+        assert urls.index("http://www.atxlyj.cn/xxgk/ndbg/202101/t20210108_922970.html") < \
+            urls.index(pdf)
+    plain = page_for(LIST_058, (CORPUS / "pages" / "058.html").read_text("utf-8"), "auto")
+    assert not [link for link in plain.links() if attachments.is_attachment(link.url)]
 
 
 def test_extract_lists_insertfile_data_attribute_and_script_handler_attachments() -> None:
@@ -175,13 +202,17 @@ LIST = ('<html><head><meta charset="utf-8"><title>行业动态</title></head><bo
         '<li><a href="./201705/t20170524_20933426.html">县人社局开展庆三八妇女节趣味活动</a></li>'
         '<li><a href="./202101/t20210108_922970.html">政府网站工作年度报表</a></li>'
         '<li><a href="/art/2016/11/22/art_1621004_30332664.html">1-10月全县固定资产投资</a></li>'
+        '<li><a href="javascript:void(0)" onclick="window.open(\'./P020170601111111111111.pdf\')">'
+        '2017年部门预算</a></li>'
         '</ul></body></html>').encode()
+LIST_ATTACHMENT = "/gzdt/xydt/P020170601111111111111.pdf"
 FILES = {
     "/gzdt/xydt/index.html": (LIST, "text/html; charset=utf-8"),
     ARTICLE_055: (PAGE_055, "text/html; charset=utf-8"),
     ARTICLE_049: (PAGE_049, "text/html; charset=utf-8"),
     ARTICLE_003: (PAGE_003, "text/html; charset=utf-8"),
     DOWNFILE: (A05, "application/octet-stream"),
+    LIST_ATTACHMENT: (A01, "application/pdf"),
     "/gzdt/xydt/201705/P020170524534881411234.pdf": (A01, "application/pdf"),
     "/gzdt/xydt/201705/P020170524534881422345.docx": (A02, "application/octet-stream"),
     "/gzdt/xydt/201705/P020170524534881433456.xlsx": (A03, "application/octet-stream"),
@@ -226,6 +257,9 @@ def test_crawl_fetches_and_archives_them(tmp_path: Path) -> None:
         meta = json.loads(path.read_text("utf-8"))
         metas[meta["url"].removeprefix(base)] = meta
     assert set(metas) == {ARTICLE_055, ARTICLE_049, ARTICLE_003}
+    # the list page's script-opened PDF is archived as an attachment of the site
+    stored = {(e.get("kind"), e.get("url")) for e in open_archive(str(archive)).entries()}
+    assert ("attachment", base + LIST_ATTACHMENT) in stored
     want = {ARTICLE_055: [(e["url"].removeprefix("http://www.gzdzhrss.com"), e["name"], body)
                           for e, body in zip(EXPECTED_055, (A01, A02, A03, A06), strict=True)],
             ARTICLE_049: [("/gzdt/xydt/202101/P020210108586100144513.pdf", "2020.1.8.pdf", A01)],

@@ -3,7 +3,8 @@
 A page object is built from a page's URL and decoded text (no request, no crawler state) and
 answers four questions, each parsed at most once:
 
-* :meth:`GenericPage.links` – the links of a list (column) page;
+* :meth:`GenericPage.links` – the links of a list (column) page (attachments linked the ways
+  extraction's finder knows included);
 * :meth:`GenericPage.next_pages` – the list page(s) after this one (one step);
 * :meth:`GenericPage.more_pages` – the other pages of an article split over several pages;
 * :meth:`GenericPage.attachments` – the files an article links (found by extraction's finder).
@@ -73,7 +74,27 @@ class GenericPage:
 
     @cached_property
     def _list_links(self) -> list[Link]:
-        return listing.extract_links(self.selector, self.url, self.options.list_selector)
+        links = listing.extract_links(self.selector, self.url, self.options.list_selector)
+        known = {link.url for link in links}
+        return links + [link for link in self._file_links(self.options.list_selector)
+                        if link.url not in known]
+
+    def _file_links(self, css: str | None) -> list[Link]:
+        """Attachment links an anchor walk misses (``javascript:`` links with the URL in another
+        attribute, script handlers, a viewer page's file), by extraction's finder
+        (:mod:`crawler.extract.filelinks`), inside ``css`` when it matches; only looked for
+        when the raw text names a file of an attachment type."""
+        if not listing.attachment_hint(self.text):
+            return []
+        from crawler.extract.filelinks import find_file_links  # extraction is heavy to import
+
+        scopes = self.selector.css(css) if css else []
+        found: dict[str, str] = {}
+        for scope in [s.root for s in scopes] or [self.selector.root]:
+            scripts = [script.text or "" for script in scope.iter("script")]
+            for attachment in find_file_links(scope, scripts, self.url):
+                found.setdefault(attachment["url"], attachment["name"])
+        return [Link(url, name) for url, name in found.items()]
 
     def links(self) -> list[Link]:
         """The links of this list page (documents, attachments, sub-columns), in page order."""
