@@ -36,7 +36,7 @@ from parsel import Selector
 
 from crawler import htmltree
 from crawler.attachments import extension_alternation
-from crawler.urls import url_extension
+from crawler.urls import join, url_extension
 
 TABLES_PATH = Path(__file__).resolve().parent.parent / "spiders" / "data" / "listing.yaml"
 
@@ -81,7 +81,7 @@ def _usable_href(href: str) -> bool:
 
 def _base_url(sel: Selector, url: str) -> str:
     base = sel.css("base::attr(href)").get()
-    return urljoin(url, base.strip()) if base else url
+    return (join(url, base.strip()) or url) if base else url
 
 
 def script_links(html: str, base_url: str) -> list[Link]:
@@ -94,7 +94,9 @@ def script_links(html: str, base_url: str) -> list[Link]:
         for href, text in _SCRIPT_A_RE.findall(script):
             # a string cut short by a variable ("t2015_" + n + ".html") has no extension left
             if _usable_href(href) and (url_extension(href) or href.endswith("/")):
-                out.append(Link(urljoin(base, unescape(href.strip())), _clean_text(text)))
+                url = join(base, unescape(href.strip()))
+                if url:
+                    out.append(Link(url, _clean_text(text)))
     return out
 
 
@@ -111,7 +113,9 @@ def extract_links(html: str | Selector, base_url: str, container: str | None = N
             href = a.attrib.get("href", "")
             if not _usable_href(href):
                 continue
-            url = urljoin(base, href.strip())
+            url = join(base, href.strip())
+            if url is None:
+                continue
             text = _clean_text(" ".join(a.css("::text").getall())) or a.attrib.get("title", "")
             if len(text) > len(found.get(url, "")):
                 found[url] = text
@@ -366,11 +370,11 @@ def hanweb_datastore(text: str, page_url: str) -> HanwebList | None:
     if ng:
         href = htmltree.selector(ng.group(1)).css("a::attr(href)").get()
         if href:
-            proxy = urljoin(page_url, unescape(href.strip()))
+            proxy = join(page_url, unescape(href.strip()))
     if proxy is None:
         pm = re.search(r"""proxyUrl\s*[:=]\s*['"]([^'"]+)['"]""", text)
         if pm:
-            proxy = urljoin(page_url, pm.group(1))
+            proxy = join(page_url, pm.group(1))
     if proxy is None and "dataproxy.jsp" in page_url:
         proxy = page_url
     return HanwebList(records, total, proxy, perpage)

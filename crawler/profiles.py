@@ -13,11 +13,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
-from crawler.urls import canonicalize, host_in_domains, host_of
+from crawler.urls import canonicalize, host_in_domains, host_of, is_http_url
 
 #: Where the bundled profiles live; ``GOVCRAWL_PROFILES`` (a file or directory) overrides it.
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "spiders" / "profiles"
@@ -140,10 +139,9 @@ def parse_profile(data: Any, source: str = "<profile>") -> Profile:
 
     start_urls = tuple(str(u) for u in data["start_urls"])
     for url in start_urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not is_http_url(url):
             raise fail(f"start_urls entry {url!r} is not an absolute http(s) URL")
-        if not host_in_domains(parts.hostname, domains):
+        if not host_in_domains(host_of(url), domains):
             raise fail(f"start_urls entry {url!r} is outside allowed_domains {list(domains)}")
 
     patterns: dict[str, tuple[str, ...]] = {}

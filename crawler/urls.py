@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import cache
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
 
@@ -44,15 +44,42 @@ def canonicalize(url: str) -> str:
     return canonicalize_url(rebuilt, keep_fragments=False)
 
 
+def join(base: str, href: str) -> str | None:
+    """``href`` made absolute against ``base``; None when that is no usable URL (a malformed IPv6
+    host, a port that is not a number 0-65535): one bad link must not cost the page's others."""
+    try:
+        url = urljoin(base, href)
+        urlsplit(url).port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    return url
+
+
+def is_http_url(url: str) -> bool:
+    """True when ``url`` is an absolute http(s) URL with a host (and a valid port, if any)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def url_extension(url: str) -> str:
-    """Lower-case file extension of the URL's path (``""`` when none)."""
-    last = urlsplit(url).path.rsplit("/", 1)[-1]
+    """Lower-case file extension of the URL's path (``""`` when none, or the URL is malformed)."""
+    try:
+        last = urlsplit(url).path.rsplit("/", 1)[-1]
+    except ValueError:
+        return ""
     return last.rsplit(".", 1)[-1].lower() if "." in last else ""
 
 
 def host_of(url: str) -> str:
-    """The URL's host name, lower case, without port (``""`` when it has none)."""
-    return (urlsplit(url).hostname or "").lower()
+    """The URL's host name, lower case, without port (``""`` when it has none or is malformed)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 def host_in_domains(host: str, domains: Iterable[str]) -> bool:

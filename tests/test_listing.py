@@ -216,3 +216,18 @@ def test_article_link_hint_scans_match_their_plain_regexes():
     for text in texts:
         assert bool(_attachment_hint_re().search(text)) == bool(plain_attachment.search(text))
         assert _query_page_hint(text) == bool(plain_query.search(text))
+
+
+def test_a_malformed_href_costs_only_itself():
+    """051 minimally edited: a link with a broken IPv6 host and one with a non-numeric port are
+    put before the first document; they are skipped, the 13 documents and the pager remain
+    (urljoin raised ValueError on them and the whole page's links were lost)."""
+    html, url = page("051")
+    first = '<a href="202001/t20200102_724010.html">'
+    assert first in html
+    broken = '<a href="http://[2001:db8::1/a.html">x</a><a href="http://www.atxlyj.cn:8o/b.html">y</a>'
+    edited = html.replace(first, broken + first, 1)
+    links = [link.url for link in listing.extract_links(edited, url)]
+    assert links == [link.url for link in listing.extract_links(html, url)]
+    assert len(article_links("051", r"/\d{6}/t\d{8}_\d+\.html$")) == 13
+    assert listing.list_next_pages(edited, url) == ["https://www.atxlyj.cn/xxgk/bmwj/index_1.html"]

@@ -42,11 +42,28 @@ def test_hosts_related():
     assert not urls.hosts_related("", "a.gov.cn")
 
 
+def test_join_and_is_http_url_refuse_malformed_urls():
+    base = "https://www.atxlyj.cn/xxgk/bmwj/index.html"
+    assert urls.join(base, "202001/t20200102_724010.html") == \
+        "https://www.atxlyj.cn/xxgk/bmwj/202001/t20200102_724010.html"
+    assert urls.join(base, "http://[2001:db8::1/a.html") is None
+    assert urls.join(base, "http://www.atxlyj.cn:8o/b.html") is None
+    assert urls.join(base, "http://www.atxlyj.cn:99999/b.html") is None
+    assert urls.is_http_url("http://gsj.wuhan.gov.cn:9091/zwgk/")
+    for bad in ("ftp://a.gov.cn/x", "http:///x", "http://a.gov.cn:abc/", "http://[x/", "/x.html"):
+        assert not urls.is_http_url(bad), bad
+    # the other helpers answer "no host / no extension" instead of raising
+    assert urls.host_of("http://[2001:db8::1/a.pdf") == ""
+    assert urls.url_extension("http://[x/a.pdf") == ""
+    assert not urls.host_allowed("http://[atxlyj.cn/a.html", ["atxlyj.cn"])
+
+
 def test_one_definition_each():
-    """canonicalize / host matching / TrapGuard are defined in crawler/urls.py only."""
+    """canonicalize / host matching / joining / TrapGuard are defined in crawler/urls.py only."""
     out = subprocess.run(
-        ["grep", "-rnE", r"^(def (canonicalize|host_allowed|_host_allowed|_related)\b"
-         r"|class TrapGuard)", "crawler", "spiders", "pipelines", "cassettes"],
+        ["grep", "-rnE", r"^\s*(def (canonicalize|host_allowed|_host_allowed|_related|host_of"
+         r"|host_in_domains|hosts_related|url_extension|is_http_url|join)\b|class TrapGuard)",
+         "crawler", "spiders", "pipelines", "cassettes"],
         cwd=REPO, capture_output=True, text=True, check=False).stdout.splitlines()
     assert {line.split(":", 1)[0] for line in out} == {"crawler/urls.py"}, out
 

@@ -40,6 +40,7 @@ from crawler.items import (
     DedupResult,
     utc_now,
 )
+from crawler.urls import host_of
 
 
 class DedupConfigError(ValueError):
@@ -98,7 +99,7 @@ def identity_key(site: str | None, url: str, index_no: str | None) -> str | None
     value = "".join(unicodedata.normalize("NFKC", index_no).split()).upper()
     if len(value) < 4 or not any(ch.isdigit() for ch in value):
         return None  # "无", "-", labels: not an identity
-    scope = (site or urlsplit(url).hostname or "").strip().lower()
+    scope = (site or host_of(url)).strip().lower()
     return f"{scope}|{value}"
 
 

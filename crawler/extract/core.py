@@ -7,7 +7,6 @@ import copy
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import trafilatura
 from lxml import html as lxml_html
@@ -299,10 +298,6 @@ def _htmldate(html_text: str, url: str) -> str | None:
         return find_date(html_text, url=url or None, original_date=True, extensive_search=False)
     except Exception:  # noqa: BLE001 - a fallback must never break extraction
         return None
-
-
-def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
 
 
 def find_attachments(text: str, url: str, container: str | None = None) -> list[dict[str, str]]:

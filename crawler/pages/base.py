@@ -19,12 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
-from urllib.parse import urljoin
 
 from parsel import Selector
 from w3lib.html import get_base_url
 
-from crawler import htmltree, listing
+from crawler import htmltree, listing, urls
 from crawler.listing import Link
 
 if TYPE_CHECKING:
@@ -107,7 +106,7 @@ class GenericPage:
             return None
         hrefs = self.selector.css(css).css("a::attr(href), ::attr(href)").getall()
         base = get_base_url(self.text[:4096], self.url)
-        return [urljoin(base, href.strip()) for href in hrefs[:1]]
+        return [url for href in hrefs[:1] if (url := urls.join(base, href.strip()))]
 
     def next_pages(self) -> list[str]:
         """The next list page(s): the profile's ``next`` selector, else ``_N`` pager scripts,
