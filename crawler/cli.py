@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -63,9 +64,8 @@ def print_document(data: dict[str, Any], as_json: bool) -> None:
 
 
 def validate_url(url: str) -> str:
-    from crawler.urls import is_http_url
-
-    if not is_http_url(url):
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"not an http(s) URL: {url!r}")
     return url
 

@@ -78,7 +78,8 @@ class CrawlLog:
             self._write({"event": "item", "site": item.site, "kind": item.kind, "url": item.url,
                          "more_pages": [p.url for p in item.more_pages],
                          "found_on": item.found_on, "link_text": item.link_text,
-                         "status": item.response.status, "bytes": len(item.response.body)})
+                         "status": item.response.status, "bytes": len(item.response.body),
+                         "crawl_id": item.crawl_id})
 
 
 @dataclass

@@ -272,3 +272,14 @@ def test_crawl_fetches_and_archives_them(tmp_path: Path) -> None:
             assert entry["sha256"] == sha
             assert entry["key"] == f"attachments/{sha[:2]}/{sha}/body"
             assert (archive / entry["key"]).read_bytes() == body
+
+
+def test_a_malformed_attachment_link_costs_only_itself() -> None:
+    """055 with the blocks, plus two file links whose URLs cannot be parsed (a broken IPv6 host, a
+    non-numeric port) before them: extraction lists the four good ones (it raised ValueError)."""
+    broken = ('<p><a href="http://[2001:db8::1/P1.pdf">坏链接1</a>'
+              '<a href="http://www.gzdzhrss.com:8o/P2.pdf">坏链接2</a></p>')
+    page = PAGE_055.replace(INSERTFILE.encode("utf-8"), (broken + INSERTFILE).encode("utf-8"), 1)
+    assert broken.encode("utf-8") in page
+    assert extract(page, URL_055).attachments == EXPECTED_055
+    assert find_attachments(page.decode("utf-8"), URL_055) == EXPECTED_055

@@ -15,12 +15,12 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from urllib.parse import urljoin
 
 import lxml.html
 from lxml import etree
 from lxml.html import HtmlElement
 
+from crawler import urls
 from crawler.attachments import attachment_url, named_files
 from crawler.tables import load_table
 
@@ -201,8 +201,8 @@ def find_file_links(scope: HtmlElement, scripts: Iterable[str],
     seen: set[str] = set()
     out: list[dict[str, str]] = []
     for url, name in (*_element_links(scope), *_script_links(scripts)):
-        absolute = urljoin(base_url, url.strip()) if base_url else url.strip()
-        if absolute in seen:
+        absolute = urls.join(base_url, url.strip()) if base_url else url.strip()
+        if absolute is None or absolute in seen:  # None: a malformed URL (urls.join)
             continue
         seen.add(absolute)
         out.append({"url": absolute, "name": name})
