@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from contextlib import suppress
 from functools import cache
 from typing import Any
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from crawler import urls
 from crawler.tables import load_table
 from crawler.urls import canonicalize, url_extension
 
@@ -46,7 +47,10 @@ def _has_extension(name: str) -> bool:
 
 def named_files(url: str) -> list[str]:
     """Values of the table's file-name parameters in ``url``'s query with an attachment type."""
-    query = urlsplit(url).query
+    try:
+        query = urlsplit(url).query
+    except ValueError:  # a malformed URL names no file
+        return []
     if not query:
         return []
     names = _file_name_parameters()
@@ -69,8 +73,8 @@ def attachment_url(url: str) -> str | None:
     if is_attachment(url):
         return url
     for value in named_files(url):
-        if "/" in value:
-            return urljoin(url, value)
+        if "/" in value and (file_url := urls.join(url, value)):
+            return file_url
     return None
 
 

@@ -141,6 +141,10 @@ def test_download_endpoint_naming_the_file_in_its_query() -> None:
     viewer = "http://a.gov.cn/pdfjs/web/viewer.html?file=/upload/2023/f.pdf"
     assert not attachments.is_attachment(viewer)
     assert attachments.attachment_url(viewer) == "http://a.gov.cn/upload/2023/f.pdf"
+    # a viewer given a malformed URL (broken IPv6 host) links no file, and raises nothing
+    broken = "http://a.gov.cn/pdfjs/web/viewer.html?file=http://[2001:db8::1/f.pdf"
+    assert attachments.attachment_url(broken) is None
+    assert not attachments.is_attachment("http://[2001:db8::1/downfile.jsp?filename=x.xls")
 
 
 @pytest.mark.parametrize("html, script, expected", [
