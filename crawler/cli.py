@@ -295,6 +295,47 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+# --- reextract --------------------------------------------------------------------------------
+
+
+def cmd_reextract(args: argparse.Namespace) -> int:
+    import re
+
+    from crawler.archive import ArchiveWriter, open_archive
+    from crawler.dedup import DedupConfig, Deduplicator, open_state
+    from crawler.reextract import new_crawl_id, reextract
+    from crawler.runner import project_settings
+
+    if args.since and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.since):
+        raise UsageError(f"--since expects a date YYYY-MM-DD, got {args.since!r}")
+    settings = project_settings(common_overrides(args))
+    check_archive(settings)  # the state must belong to this archive
+    archive = open_archive(settings=settings)
+    state = open_state(settings).acquire()
+    writer = ArchiveWriter(archive, settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl",
+                           new_crawl_id())
+    try:
+        writer.open()
+        try:
+            counts = reextract(archive, writer, Deduplicator(state, DedupConfig.from_settings(
+                settings)), site=args.site, since=args.since)
+        finally:
+            summary = writer.close()
+        state.commit()  # after the archive has the new versions (or its spool does)
+    finally:
+        state.release()
+        archive.close()
+    docs, files = counts.documents, counts.attachments
+    print(f"documents: {docs['changed']} changed (new version), {docs['unchanged']} unchanged"
+          + (f", {docs['failed']} unreadable" if docs["failed"] else ""))
+    print(f"attachments: {files['changed']} text changed, {files['unchanged']} unchanged"
+          + (f", {files['missing']} missing" if files["missing"] else ""))
+    if summary.get("spooled"):
+        print(f"govcrawl: {summary['spooled']} writes spooled; run `govcrawl archive flush`",
+              file=sys.stderr)
+    return EXIT_FAILED if docs["failed"] or files["missing"] else EXIT_OK
+
+
 # --- sites ------------------------------------------------------------------------------------
 
 
@@ -393,6 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cassettes", metavar="DIR", help="replay from DIR/<site>.yaml (offline)")
     crawl_options(p)
     p.set_defaults(func=cmd_crawl)
+
+    p = sub.add_parser("reextract", help="extract the archived pages and attachments again, "
+                       "writing a new version where the text changed (no fetching)")
+    p.add_argument("--site", metavar="S", help="only this site's documents and attachments")
+    p.add_argument("--since", metavar="YYYY-MM-DD",
+                   help="only documents published (else fetched) on or after this date")
+    p.add_argument("--archive", metavar="URI", help="archive: a path, file:// or s3://bucket/prefix")
+    p.add_argument("--state-dir", metavar="DIR", help="local state (dedup db, spool)")
+    p.add_argument("-s", "--set", action="append", metavar="NAME=VALUE",
+                   help="override a govcrawl setting")
+    p.set_defaults(func=cmd_reextract)
 
     p = sub.add_parser("sites", help="list site profiles")
     p.add_argument("--json", action="store_true")

@@ -134,6 +134,11 @@ class Document:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def searchable_text(self) -> str:
+        """The body, and the attachments' text of a notice that is only its attachments: what
+        dedup compares and versions."""
+        return "\n".join(t for t in (self.text, self.attachment_text) if t)
+
 
 @dataclass
 class DedupResult:
@@ -166,6 +171,12 @@ class PageItem:
     document: Document | None = None
     dedup: DedupResult | None = None
     archived: dict[str, Any] | None = None  # what the archive wrote (keys, bytes)
+    #: kind attachment: its text (crawler.extract.attachments.AttachmentText), or why it failed
+    attachment_text: Any = None
+    attachment_error: str | None = None
+    #: kind article: the attachments its ``document.attachment_text`` came from [{url, sha256,
+    #: format}]
+    attachment_sources: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def url(self) -> str:

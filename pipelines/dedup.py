@@ -64,7 +64,8 @@ class DedupPipeline:
             return item
         response = item.response
         item.dedup = self.dedup.check(
-            item.url, doc.text, site=item.site, index_no=doc.index_no, title=doc.title,
+            item.url, doc.searchable_text(), site=item.site, index_no=doc.index_no,
+            title=doc.title,
             attachments=doc.attachments, etag=response.header("ETag"),
             last_modified=response.header("Last-Modified"), requested_url=response.requested_url,
         )

@@ -1,10 +1,15 @@
-"""Extraction stage: turn each article's raw response(s) into a clean :class:`Document`.
+"""Extraction stage: turn each article's raw response(s) into a clean :class:`Document`, and
+each attachment's bytes into its text (``item.attachment_text``).
 
 Extraction is the crawl's main CPU cost. ``GOVCRAWL_EXTRACT_WORKERS`` is ``auto`` by default: as
 many worker processes as CPUs this process may run on (``os.sched_getaffinity``), so the reactor
 keeps downloading meanwhile and extraction uses every core. A number sets the count; 0 runs
-extraction inline on the reactor thread (quickest to start: ``govcrawl fetch`` of one URL does
-that).
+page extraction inline on the reactor thread (quickest to start: ``govcrawl fetch`` of one URL
+does that) and attachments in one thread (a long PDF must not stall the reactor).
+
+A notice whose body is only its attachments (:func:`crawler.extract.attachments.attachment_only`)
+gets their text as ``document.attachment_text``: the spider fetches an article's attachments
+before it yields the article, and their results are kept here by URL for a while (bounded).
 """
 
 from __future__ import annotations
@@ -13,15 +18,26 @@ import asyncio
 import logging
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections import OrderedDict
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 from scrapy.exceptions import DropItem
 
 from crawler.challenges import record_challenge
 from crawler.extract import extract
-from crawler.extract.attachments import extract_bytes
-from crawler.items import ARTICLE, Document, PageItem, ResponseRecord
+from crawler.extract.attachments import (
+    AttachmentError,
+    AttachmentText,
+    attachment_only,
+    attachment_text,
+    extract_bytes,
+)
+from crawler.items import ARTICLE, ATTACHMENT, Document, PageItem, ResponseRecord
+from crawler.urls import canonicalize
+
+#: Attachment results kept for the articles that link them: at most this many, this many chars.
+KEEP_RESULTS, KEEP_CHARS = 512, 32_000_000
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +81,14 @@ def extract_workers(value: Any) -> int:
     return workers
 
 
+def read_attachment(body: bytes) -> tuple[AttachmentText | None, str | None]:
+    """An attachment's text (None: not a document type we read) and the error, if unreadable."""
+    try:
+        return attachment_text(body), None
+    except AttachmentError as exc:
+        return None, str(exc)
+
+
 def _lower_priority() -> None:
     """Worker start-up: yield the CPU to the crawl process, whose work (downloading, dedup,
     archiving) is serial; workers only soak up what it leaves free."""
@@ -79,6 +103,10 @@ class ExtractionPipeline:
         self.stats = crawler.stats
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._threads: ThreadPoolExecutor | None = None
+        #: canonical attachment URL -> future of (sha256, AttachmentText | None)
+        self._results: OrderedDict[str, asyncio.Future[Any]] = OrderedDict()
+        self._kept_chars = 0
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ExtractionPipeline:
@@ -100,8 +128,79 @@ class ExtractionPipeline:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=False)
             self._pool = None
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
+        self._results.clear()
+
+    def _executor(self) -> Executor:
+        if self._pool is not None:
+            return self._pool
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(1, thread_name_prefix="govcrawl-attachments")
+        return self._threads
+
+    def _keep(self, urls: set[str], future: asyncio.Future[Any]) -> None:
+        for url in urls:
+            self._results[url] = future
+            self._results.move_to_end(url)
+        while len(self._results) > KEEP_RESULTS or (self._kept_chars > KEEP_CHARS
+                                                     and len(self._results) > 1):
+            _, old = self._results.popitem(last=False)
+            last = not any(kept is old for kept in self._results.values())
+            if last and old.done() and old.result()[1] is not None:
+                self._kept_chars -= old.result()[1].chars
+
+    async def _attachment(self, item: PageItem) -> PageItem:
+        """Set ``item.attachment_text`` (or ``item.attachment_error``), off the reactor thread."""
+        from crawler.archive.layout import sha256_hex
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        record = item.response
+        self._keep({canonicalize(u) for u in (record.url, record.requested_url) if u}, future)
+        result, error = None, "not read"
+        try:
+            result, error = await loop.run_in_executor(self._executor(), read_attachment,
+                                                       record.body)
+        except Exception as exc:  # a worker that died on a hostile file: not the crawl
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        finally:  # an article may be waiting for it
+            future.set_result((sha256_hex(record.body), result))
+        item.attachment_text, item.attachment_error = result, error
+        if result is not None:
+            if any(kept is future for kept in self._results.values()):
+                self._kept_chars += result.chars
+            self.stats.inc_value("govcrawl/attachments/text")
+            if result.needs_ocr:
+                self.stats.inc_value("govcrawl/attachments/needs_ocr")
+        elif error is not None:
+            self.stats.inc_value("govcrawl/attachments/unreadable")
+            logger.warning("attachment %s: %s", record.url, error)
+        return item
+
+    async def _attachment_texts(self, item: PageItem, doc: Document) -> None:
+        """A notice that is only its attachments: their text, from the results kept by URL."""
+        parts: list[str] = []
+        for link in doc.attachments:
+            future = self._results.get(canonicalize(link["url"]))
+            if future is None:
+                continue  # not fetched (off-site, failed, or its result no longer kept)
+            sha, result = await future
+            if result is not None and result.text:
+                parts.append(result.text)
+                item.attachment_sources.append({"url": link["url"], "sha256": sha,
+                                                "format": result.format})
+        doc.attachment_text = "\n\n".join(parts)
+        if doc.attachment_text:
+            if not doc.is_document and not doc.challenge:
+                doc.is_document = True  # an empty body, but its attachments are the content
+            doc.findings = list(dict.fromkeys([*doc.findings, "attachment_only"]))
+            self.stats.inc_value("govcrawl/documents/attachment_only")
 
     async def process_item(self, item: Any) -> Any:
+        if isinstance(item, PageItem) and item.kind == ATTACHMENT:
+            return await self._attachment(item)
         if not isinstance(item, PageItem) or item.kind != ARTICLE:
             return item
         pages = [item.response, *item.more_pages]
@@ -110,6 +209,8 @@ class ExtractionPipeline:
         else:
             doc = await asyncio.get_running_loop().run_in_executor(self._pool, extract_pages, pages)
         item.document = doc
+        if doc.format == "html" and not doc.challenge and attachment_only(doc):
+            await self._attachment_texts(item, doc)
         self.stats.inc_value("govcrawl/documents/extracted")
         if doc.challenge:
             record_challenge(self.stats, doc.challenge, item.response.status, item.url)

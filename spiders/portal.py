@@ -338,6 +338,8 @@ class PortalSpider(Spider):
             if url in self.attachment_files:  # stored already by this crawl
                 article.files[url] = self.attachment_files[url]
                 continue
+            if len(url) > self.settings.getint("URLLENGTH_LIMIT", 2083):
+                continue  # Scrapy's UrlLengthMiddleware would drop it and stall the article
             request = self._request(url, self.parse_article_attachment, ARTICLE_ATTACHMENT,
                                     govcrawl_article=article, found_on=page_url,
                                     link_text=link.text)

@@ -111,6 +111,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(json.dumps(meta, ensure_ascii=False, indent=1))
     print()
     print(text)
+    extra_key = (meta.get("keys") or {}).get("attachment_text")
+    if extra_key:
+        print()
+        print("[attachment text]")
+        print(archive.get(extra_key).decode("utf-8"))
     return EXIT_OK
 
 

@@ -98,8 +98,10 @@ class Executor:
         return [], None
 
     def _put_document(self, op: PutDocument, plan: Plan) -> tuple[list[PutResult], int]:
-        """Write text + ``meta.json`` of one version; never overwrite another version."""
+        """Write text (+ attachment text) + ``meta.json`` of one version; never overwrite
+        another version."""
         text = load_blob(plan.blobs[op.text])
+        extra = None if op.attachment_text is None else load_blob(plan.blobs[op.attachment_text])
         sha = layout.sha256_hex(text)
         if sha != op.meta["hashes"]["text_sha256"]:
             raise CorruptDataError(f"{op.doc_id}: spooled text no longer matches its SHA-256")
@@ -113,8 +115,15 @@ class Executor:
                     version += 1
         for _ in range(1000):
             text_key, meta_key = layout.doc_keys(op.site, op.doc_id, version)
+            keys = {"text": text_key, "meta": meta_key}
             try:
-                rt = self.archive.put(text_key, text, "text/plain; charset=utf-8", IMMUTABLE, sha)
+                written = [self.archive.put(text_key, text, "text/plain; charset=utf-8",
+                                            IMMUTABLE, sha)]
+                if extra is not None:
+                    keys["attachment_text"] = layout.doc_attachment_text_key(
+                        op.site, op.doc_id, version)
+                    written.append(self.archive.put(keys["attachment_text"], extra,
+                                                    "text/plain; charset=utf-8", IMMUTABLE))
             except ObjectConflictError:
                 logger.warning("archive: %s v%d exists with other text; writing v%d",
                                op.doc_id, version, version + 1)
@@ -122,9 +131,9 @@ class Executor:
                     self.stats["version_conflicts"] += 1
                 version += 1
                 continue
-            meta = {**op.meta, "version": version, "keys": {"text": text_key, "meta": meta_key}}
+            meta = {**op.meta, "version": version, "keys": keys}
             data = dumps(meta)
-            rm = self.archive.put(meta_key, data, "application/json", IF_ABSENT,
-                                  layout.sha256_hex(data))
-            return [rt, rm], version
+            written.append(self.archive.put(meta_key, data, "application/json", IF_ABSENT,
+                                            layout.sha256_hex(data)))
+            return written, version
         raise ArchiveError(f"no free version for {op.doc_id}")

@@ -78,6 +78,11 @@ def doc_keys(site: str, doc_id: str, version: int) -> tuple[str, str]:
     return f"{base}/text", f"{base}/meta.json"
 
 
+def doc_attachment_text_key(site: str, doc_id: str, version: int) -> str:
+    """The attachments' text of one version of a notice that is only its attachments."""
+    return f"{doc_prefix(site, doc_id)}/{version_part(version)}/attachment_text"
+
+
 def parse_version(segment: str) -> int | None:
     m = re.fullmatch(r"v(\d+)", segment)
     return int(m.group(1)) if m else None
@@ -92,6 +97,12 @@ def alias_key(site: str, url: str, text_hash: str) -> str:
 
 def attachment_body_key(sha256: str) -> str:
     return check_key(f"{ATTACHMENTS}/{sha256[:2]}/{sha256}/body")
+
+
+def attachment_text_keys(sha256: str) -> tuple[str, str]:
+    """``(text, text.json)``: an attachment's extracted text and what is known about it."""
+    base = check_key(f"{ATTACHMENTS}/{sha256[:2]}/{sha256}")
+    return f"{base}/text", f"{base}/text.json"
 
 
 def attachment_ref_key(sha256: str, ref_json: bytes) -> str:

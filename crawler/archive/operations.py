@@ -32,8 +32,9 @@ class PutObject:
 
 @dataclass(frozen=True)
 class PutDocument:
-    """Write ``text`` + ``meta.json`` of one document version (``version`` None: continue the
-    stored history); never overwrites another version."""
+    """Write ``text`` (+ ``attachment_text``: the blob of a notice's attachments' text) +
+    ``meta.json`` of one document version (``version`` None: continue the stored history);
+    never overwrites another version."""
 
     tag: ClassVar[str] = "doc"
     site: str
@@ -41,6 +42,7 @@ class PutDocument:
     version: int | None
     text: int
     meta: dict[str, Any]
+    attachment_text: int | None = None
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,17 @@ class ArchiveWriter:
             self.outbox.submit(segment_plan(self.archive.uri, self.crawl_id, key, path))
         return where
 
+    def write_objects(self, entry: dict[str, Any], objects: list[tuple[str, bytes, str]],
+                      mode: str) -> dict[str, Any]:
+        """Write ``(key, bytes, content type)`` objects (or spool them), with one manifest line
+        ``entry`` + ``objects`` (``govcrawl reextract``: an attachment's new text)."""
+        plan = Plan(self.archive.uri, self.crawl_id, [],
+                    entry={"crawl_id": self.crawl_id, **entry})
+        for key, data, ctype in objects:
+            plan.ops.append(PutObject(key, plan.add_blob(data), layout.sha256_hex(data), ctype,
+                                      mode))
+        return self._result(self.outbox.submit(plan))
+
     def write_crawl_report(self, report: dict[str, Any], crawl_id: str | None = None) -> str:
         """Store ``crawls/<crawl_id>/report.json`` now, or spool it; return its key."""
         cid = crawl_id or self.crawl_id
@@ -209,6 +220,10 @@ class ArchiveWriter:
             ops.append(PutObject(layout.attachment_ref_key(sha, dumps(ident)),
                                  plan.add_blob(ref_bytes), layout.sha256_hex(ref_bytes),
                                  "application/json", IF_ABSENT))
+            for key, data, ctype in attachment_text_objects(sha, item.attachment_text,
+                                                            item.attachment_error):
+                ops.append(PutObject(key, plan.add_blob(data), layout.sha256_hex(data), ctype,
+                                     IF_ABSENT))
             entry.update(sha256=sha, name=item.link_text, found_on=item.found_on)
         elif doc is None or not doc.is_document:
             entry["outcome"] = "no_document"
@@ -230,7 +245,15 @@ class ArchiveWriter:
             doc_id = dedup.doc_id if dedup else "u" + layout.url_hash(entry["url"])[:24]
             version = dedup.version if dedup else None
             meta = self._meta(item, warc, doc_id, text)
-            ops.append(PutDocument(item.site, doc_id, version, plan.add_blob(text), meta))
+            extra = None
+            if doc.attachment_text:
+                extra_bytes = doc.attachment_text.encode("utf-8")
+                extra = plan.add_blob(extra_bytes)
+                meta["attachment_text"] = {"sha256": layout.sha256_hex(extra_bytes),
+                                           "chars": len(doc.attachment_text),
+                                           "sources": item.attachment_sources}
+            ops.append(PutDocument(item.site, doc_id, version, plan.add_blob(text), meta,
+                                   attachment_text=extra))
             entry.update(doc_id=doc_id, version=version, title=doc.title,
                          published=doc.published, canonical_id=dedup.canonical_id if dedup
                          else None)
@@ -270,3 +293,19 @@ class ArchiveWriter:
                 for p, w in zip(pages, warc, strict=True)
             ],
         }
+
+
+def attachment_text_objects(sha256: str, result: Any, error: str | None
+                            ) -> list[tuple[str, bytes, str]]:
+    """``(key, bytes, content type)`` of an attachment's ``text`` and ``text.json`` (what was
+    read: format, pages or sheets, chars, needs_ocr, reader; or the error). Nothing for a file
+    that is not a document type with a reader."""
+    text_key, meta_key = layout.attachment_text_keys(sha256)
+    if result is None:
+        if error is None:
+            return []
+        return [(meta_key, dumps({"sha256": sha256, "error": error}), "application/json")]
+    text = result.text.encode("utf-8")
+    meta = {**result.meta(), "sha256": sha256, "text_sha256": layout.sha256_hex(text)}
+    return [(text_key, text, "text/plain; charset=utf-8"),
+            (meta_key, dumps(meta), "application/json")]

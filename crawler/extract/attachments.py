@@ -7,7 +7,7 @@ Public API::
     extract_bytes(body, url, headers) -> Document    # any downloaded bytes: HTML page, file, binary
 
 The format table (magic numbers, zip members, OLE2 streams, binaries) is data:
-``crawler/lexicons/file_formats.yaml``. Readers: pypdfium2 (PDF), python-docx (DOCX),
+``crawler/tables/file_formats.yaml``. Readers: pypdfium2 (PDF), python-docx (DOCX),
 python-calamine (XLSX, XLS, ODS), antiword then catdoc (DOC, system packages).
 Spreadsheets and tables come out one row per line, cells separated by a tab.
 """
@@ -27,8 +27,8 @@ from functools import cache
 from typing import Any
 
 from crawler.extract.core import extract
-from crawler.extract.lexicon import load
 from crawler.items import Document
+from crawler.tables import load_table
 
 #: Cell text: a line break between two CJK characters is a wrap (职位\n名称 -> 职位名称).
 _CJK = r"[\u3000-\u9fff\uff00-\uffef]"
@@ -73,7 +73,7 @@ class AttachmentText:
 
 @cache
 def _table() -> dict[str, Any]:
-    return load("file_formats")
+    return load_table("file_formats")
 
 
 def _magic(value: str) -> bytes:
@@ -333,3 +333,38 @@ def extract_bytes(body: bytes, url: str,
     return Document(url=url, text=result.text, format=result.format, pages=result.pages,
                     sheets=result.sheets, needs_ocr=result.needs_ocr,
                     is_document=bool(result.text) or result.needs_ocr)
+
+
+# --- notices whose body is only attachments -----------------------------------------------------
+
+
+@cache
+def _notice_rules() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    from crawler.extract.lexicon import load
+
+    lexicon = load("attachment_notice")
+    pointers = re.compile("|".join(f"(?:{p})" for p in lexicon["pointer_lines"]))
+    return pointers, re.compile(lexicon["name_label"])
+
+
+def _stem(name: str) -> str:
+    return re.sub(r"\.[A-Za-z0-9]{1,5}$", "", name.strip())
+
+
+def attachment_only(doc: Document) -> bool:
+    """True when ``doc`` links attachments and its body says nothing else: empty, or only
+    pointers to them (详见附件, 附件1：<its name>) -- crawler/lexicons/attachment_notice.yaml."""
+    if not doc.attachments:
+        return False
+    pointers, label = _notice_rules()
+    names = {n for a in doc.attachments for n in (a.get("name") or "", _stem(a.get("name") or ""))}
+    names.discard("")
+    for raw in doc.text.splitlines():
+        line = re.sub(r"[。.！!；;\s]+$", "", raw.strip())
+        if not line or pointers.search(line):
+            continue
+        named = label.sub("", line)
+        if {line, named, _stem(line), _stem(named)} & names:
+            continue
+        return False
+    return True

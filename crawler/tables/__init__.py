@@ -2,7 +2,8 @@
 
 Each table has one owner module: ``urls.yaml`` -> :mod:`crawler.urls`, ``challenges.yaml`` ->
 :mod:`crawler.challenges`, ``attachments.yaml`` -> :mod:`crawler.attachments`,
-``attachment_links.yaml`` -> :mod:`crawler.extract.filelinks`. Edit the YAML, not the code.
+``attachment_links.yaml`` -> :mod:`crawler.extract.filelinks`, ``file_formats.yaml`` ->
+:mod:`crawler.extract.attachments`. Edit the YAML, not the code.
 """
 
 from __future__ import annotations

@@ -1,0 +1,128 @@
+"""Attachments in the crawl path, against a local server serving real files: every stored
+attachment gets its text archived beside it, and a notice whose body is only its attachments gets
+their text as its searchable text, apart from its body."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPUS, local_server, run_govcrawl
+
+FILES = Path(__file__).resolve().parent / "fixtures" / "attachments"
+NOTICE = "/xxgk/ndbg/202101/t20210108_922970.html"  # real page 049: "详请见附件" + a PDF
+PDF = "/xxgk/ndbg/202101/P020210108586100144513.pdf"  # 049's file is lost: served as real a01.pdf
+ARTICLE = "/xxgk/ndbg/202101/t20210109_922971.html"  # real page 055: a body of its own
+DOCX = "/xxgk/ndbg/202101/P020210109000000000001.docx"  # real a02.docx, linked from the list
+IMAGE = "/xxgk/ndbg/202101/t20210110_922972.html"  # a real PNG served as a page (text/html)
+
+
+class Site(http.server.BaseHTTPRequestHandler):
+    files = {
+        NOTICE: ((CORPUS / "pages" / "049.html").read_bytes(), "text/html; charset=utf-8"),
+        PDF: ((FILES / "a01.pdf").read_bytes(), "application/pdf"),
+        ARTICLE: ((CORPUS / "pages" / "055.html").read_bytes(), "text/html; charset=utf-8"),
+        DOCX: ((FILES / "a02.docx").read_bytes(), "application/octet-stream"),
+        IMAGE: ((FILES / "git-logo.png").read_bytes(), "text/html"),
+    }
+    seen: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        Site.seen.append(self.path)
+        if self.path == "/robots.txt":
+            return self._send(200, b"User-agent: *\nAllow: /\n", "text/plain")
+        if self.path == "/xxgk/ndbg/index.html":
+            links = "".join(f'<li><a href="{p}">年度报表{i}</a></li>'
+                            for i, p in enumerate((NOTICE, ARTICLE, IMAGE, DOCX)))
+            page = f"<html><body><ul class='list'>{links}</ul></body></html>"
+            return self._send(200, page.encode("utf-8"), "text/html; charset=utf-8")
+        if self.path in self.files:
+            return self._send(200, *self.files[self.path])
+        self._send(404, b"not found", "text/plain")
+
+    def _send(self, status, body, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("attach")
+    Site.seen = []
+    with local_server(Site) as base:
+        profile = {"name": "local", "title": "本地测试站",
+                   "start_urls": [f"{base}/xxgk/ndbg/index.html"], "allowed_domains": ["127.0.0.1"],
+                   "article_patterns": [r"/xxgk/\w+/\d{6}/t\d{8}_\d+\.html$"]}
+        (tmp / "local.yaml").write_text(json.dumps(profile, ensure_ascii=False), "utf-8")
+        run_govcrawl("crawl", "local", "--archive", str(tmp / "archive"), "--state-dir",
+                     str(tmp / "state"), "-s", "AUTOTHROTTLE_ENABLED=False",
+                     env={"GOVCRAWL_PROFILES": str(tmp)}, cwd=tmp, check=True)
+    return tmp / "archive"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def docs(archive: Path) -> dict[str, tuple[dict, Path]]:
+    """URL path -> (meta.json, version directory) of every stored document version."""
+    out = {}
+    for meta_path in archive.glob("docs/*/*/v*/meta.json"):
+        meta = json.loads(meta_path.read_text("utf-8"))
+        out[meta["url"].split("127.0.0.1", 1)[1].split("/", 1)[1]] = (meta, meta_path.parent)
+    return {"/" + k: v for k, v in out.items()}
+
+
+@pytest.mark.parametrize("name, fmt, must", [
+    ("a01.pdf", "pdf", "常住人口性别比"), ("a02.docx", "docx", "最低学历")])
+def test_every_stored_attachment_has_its_text_beside_it(crawled: Path, name, fmt, must):
+    digest = sha(FILES / name)
+    base = crawled / "attachments" / digest[:2] / digest
+    assert (base / "body").read_bytes() == (FILES / name).read_bytes()
+    text = (base / "text").read_text("utf-8")
+    assert must in text
+    meta = json.loads((base / "text.json").read_text("utf-8"))
+    assert meta["format"] == fmt and meta["chars"] == len(text) and meta["needs_ocr"] is False
+    assert meta["text_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    if fmt == "pdf":
+        assert meta["pages"] == 13
+
+
+def test_attachment_only_notice_gets_their_text_apart_from_its_body(crawled: Path):
+    meta, vdir = docs(crawled)[NOTICE]
+    body = (vdir / "text").read_text("utf-8")
+    extra = (vdir / "attachment_text").read_text("utf-8")
+    assert "2021 年深圳市社会性别统计报告" in extra and "常住人口性别比" in extra
+    assert "常住人口性别比" not in body  # kept apart from the page's own body
+    assert "attachment_only" in meta["findings"]
+    assert meta["keys"]["attachment_text"].endswith("/v1/attachment_text")
+    [source] = meta["attachment_text"]["sources"]
+    assert source["sha256"] == sha(FILES / "a01.pdf") and source["format"] == "pdf"
+    assert meta["attachment_text"]["chars"] == len(extra)
+    # the attachment was fetched once, before the notice was archived (its text was ready)
+    assert Site.seen.count(PDF) == 1 and Site.seen.index(PDF) > Site.seen.index(NOTICE)
+
+
+def test_article_with_a_body_gets_no_attachment_text(crawled: Path):
+    meta, vdir = docs(crawled)[ARTICLE]
+    assert "attachment_text" not in meta and not (vdir / "attachment_text").exists()
+    assert "attachment_only" not in meta["findings"]
+
+
+def test_image_served_as_a_page_is_not_a_document(crawled: Path):
+    assert IMAGE in Site.seen
+    assert IMAGE not in docs(crawled)
+    [manifest] = crawled.glob("crawls/*/manifest.jsonl")
+    lines = [json.loads(line) for line in manifest.read_text("utf-8").splitlines()]
+    assert not any(line.get("url", "").endswith(IMAGE) for line in lines
+                   if line.get("outcome") not in (None, "no_document"))
