@@ -130,8 +130,9 @@ def test_search_finds_a_document_by_a_phrase_of_its_body(page, server, tmp_path)
     assert int(page.inner_text("#total")) == 1
     page.click("section[data-facet=site] a:text-is('liuzhi')")  # toggled off again
     page.click("section[data-facet=has_attachments] a:text-is('yes')")
+    # its body is only "详请见附件": an attachment-only notice, flagged (finding attachment_only)
     assert page.locator("li.hit .meta").all_inner_texts() == [
-        "atxlyj · 2021-01-08 · 1 attachment"]
+        "atxlyj · 2021-01-08 · 1 attachment · findings"]
     assert all(u.startswith(server) for u in page.requested), "no request leaves the server"
 
 
