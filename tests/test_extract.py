@@ -170,6 +170,18 @@ def test_hidden_link_farm_removed() -> None:
     assert any("实战彩票网" in s for s in doc.spam)
 
 
+def test_hidden_link_farm_with_a_malformed_link_is_still_removed() -> None:
+    """056 minimally edited: one link of its hidden farm given a broken IPv6 host; extraction
+    still finds and removes the farm (the host lookup raised ValueError and extract() failed)."""
+    rec = next(r for r in MANIFEST if r["id"] == "056")
+    good = b'<a href="https://www.cptz.net/">'
+    body = (CORPUS / "pages" / "056.html").read_bytes()
+    assert good in body
+    doc = extract(body.replace(good, b'<a href="https://[2001:db8::1/">', 1), rec["url"])
+    assert "hidden_link_farm" in doc.findings
+    assert "蒲城县城关镇北关小学" not in doc.text
+
+
 # --- decoding -------------------------------------------------------------------------------------
 
 

@@ -6,13 +6,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from urllib.parse import urlsplit
 
 from lxml.html import HtmlElement
 
 from crawler.extract.lexicon import load, rx_any
 from crawler.extract.lines import SPAM, classify_line, is_spammy, spam_verdict
 from crawler.htmltree import parse
+from crawler.urls import host_of
 
 __all__ = ["parse"]  # the one parse function (crawler/htmltree.py), re-exported
 
@@ -209,7 +209,7 @@ def _link_farm(hrefs: list[str]) -> bool:
         return False
     hosts = set()
     for h in hrefs:
-        host = urlsplit(h).hostname if "//" in h else None
+        host = host_of(h) if "//" in h else None  # "" for a malformed URL
         if host and not host.endswith(_GOV_HOSTS):
             hosts.add(host)
     return len(hosts) >= LINK_FARM_HOSTS
