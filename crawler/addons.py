@@ -23,3 +23,26 @@ class CrawlId:
         if not settings.get("GOVCRAWL_CRAWL_ID"):
             name = getattr(self.crawler.spidercls, "name", None) or "crawl"
             settings.set("GOVCRAWL_CRAWL_ID", new_crawl_id(name), priority="addon")
+
+
+class Cluster:
+    """With ``GOVCRAWL_REDIS_URL`` set, the crawl joins the cluster crawl of its site on that Redis
+    (:mod:`crawler.cluster`): scrapy-redis' dupefilter, our leased scheduler, and the dedup state
+    in the same Redis unless ``GOVCRAWL_DEDUP_STATE`` names another. Without it nothing changes."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Cluster:
+        return cls()
+
+    def update_settings(self, settings: Any) -> None:
+        url = settings.get("GOVCRAWL_REDIS_URL")
+        if not url:
+            return
+        settings.set("SCHEDULER", "crawler.cluster.ClusterScheduler", priority="addon")
+        settings.set("DUPEFILTER_CLASS", "scrapy_redis.dupefilter.RFPDupeFilter",
+                     priority="addon")
+        settings.set("SCHEDULER_DUPEFILTER_KEY", "govcrawl:%(spider)s:dupefilter",
+                     priority="addon")
+        settings.set("REDIS_URL", url, priority="addon")
+        if not settings.get("GOVCRAWL_DEDUP_STATE"):
+            settings.set("GOVCRAWL_DEDUP_STATE", url, priority="addon")

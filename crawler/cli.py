@@ -247,6 +247,30 @@ def crawl_report(result: Any) -> dict[str, Any]:
     return build_report(result.spider, result.stats, result.stats.get("govcrawl/crawl_id"))
 
 
+def check_cluster(settings: Any) -> None:
+    """With ``GOVCRAWL_REDIS_URL`` (``--redis``): a Redis URL that answers, and an archive every
+    worker shares (S3); the dedup state defaults to the same Redis."""
+    url = settings.get("GOVCRAWL_REDIS_URL")
+    if not url:
+        return
+    import redis
+
+    if urlsplit(str(url)).scheme not in ("redis", "rediss") or not urlsplit(str(url)).hostname:
+        raise UsageError(f"--redis: not a redis URL (redis://HOST:PORT/DB): {url!r}")
+    archive = str(settings.get("GOVCRAWL_ARCHIVE") or "")
+    if not archive.startswith("s3://"):
+        raise UsageError(f"--redis: the archive {archive!r} is local to this machine; the workers "
+                         "of a cluster share one archive: give --archive s3://bucket/prefix/")
+    try:
+        client = redis.Redis.from_url(str(url), socket_connect_timeout=5, socket_timeout=5)
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError) as exc:
+        raise UsageError(f"--redis: cannot reach Redis at {url} ({exc})") from None
+    if not settings.get("GOVCRAWL_DEDUP_STATE"):
+        settings.set("GOVCRAWL_DEDUP_STATE", str(url), priority="cmdline")
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from crawler.profiles import read_profiles
     from crawler.report import format_table
@@ -258,8 +282,11 @@ def cmd_crawl(args: argparse.Namespace) -> int:
             raise UsageError(f"cassette directory not found: {args.cassettes}")
         overrides["GOVCRAWL_CASSETTE_DIR"] = args.cassettes
         overrides.setdefault("AUTOTHROTTLE_ENABLED", False)  # replayed responses are instant
+    if args.redis:
+        overrides["GOVCRAWL_REDIS_URL"] = args.redis
     settings = project_settings(overrides)
     check_extract_workers(settings)
+    check_cluster(settings)
     known = available_spiders(settings)
     broken = read_profiles().invalid
     if args.all:
@@ -432,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sites", nargs="*", metavar="SITE")
     p.add_argument("--all", action="store_true", help="crawl every site profile")
     p.add_argument("--cassettes", metavar="DIR", help="replay from DIR/<site>.yaml (offline)")
+    p.add_argument("--redis", metavar="URL",
+                   help="join the cluster crawl on redis://HOST:PORT/DB (needs an s3:// archive)")
     crawl_options(p)
     p.set_defaults(func=cmd_crawl)
 

@@ -63,6 +63,16 @@ GOVCRAWL_S3_CONNECT_TIMEOUT = 5
 #: S3 read timeout (seconds).
 GOVCRAWL_S3_READ_TIMEOUT = 60
 
+# --- cluster (crawler/cluster.py) ---------------------------------------------------------------
+#: ``redis://HOST:PORT/DB``: join the distributed crawl on that Redis (shared frontier, request
+#: dupefilter and, unless GOVCRAWL_DEDUP_STATE is set, dedup state); None: a local crawl.
+GOVCRAWL_REDIS_URL = None
+#: Seconds a popped request stays leased without renewal; a dead worker's requests return to the
+#: queue after this.
+GOVCRAWL_REDIS_LEASE_TTL = 60.0
+#: Longest wait (seconds) between two tries while Redis is unreachable.
+GOVCRAWL_REDIS_RETRY_MAX = 30.0
+
 # --- dedup (crawler/dedup, pipelines/dedup.py) -------------------------------------------------
 #: Dedup state URI; None: ``sqlite:///<GOVCRAWL_STATE_DIR>/dedup.sqlite``.
 GOVCRAWL_DEDUP_STATE = None
@@ -117,8 +127,9 @@ DOWNLOAD_HANDLERS = {
 DOWNLOADER_MIDDLEWARES = {
     "crawler.politeness.CrawlDelayMiddleware": 110,
 }
-#: Makes the crawl id (GOVCRAWL_CRAWL_ID) once per crawler, before its settings freeze.
-ADDONS = {"crawler.addons.CrawlId": 0}
+#: Makes the crawl id (GOVCRAWL_CRAWL_ID) once per crawler, before its settings freeze; with
+#: GOVCRAWL_REDIS_URL, joins the cluster crawl (crawler.addons.Cluster).
+ADDONS = {"crawler.addons.CrawlId": 0, "crawler.addons.Cluster": 10}
 EXTENSIONS = {
     "crawler.extensions.Progress": 500,
     "crawler.extensions.CrawlReport": 510,

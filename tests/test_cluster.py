@@ -1,0 +1,106 @@
+"""Cluster crawls on Redis (``govcrawl crawl --redis URL``): workers in separate processes share
+the frontier, the request dupefilter and the dedup state; the archive is S3 (moto).
+
+Redis is a real redis-server on a free 127.0.0.1 port of each test's own (tests/redis_server.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CASSETTES, REPO, run_govcrawl
+from tests.redis_server import RedisServer
+from tests.s3server import s3_bucket, s3_env, s3_server  # noqa: F401 (fixtures)
+
+
+@pytest.fixture
+def redis_private(tmp_path):
+    server = RedisServer(tmp_path / "redis", appendonly=True).start()
+    yield server
+    server.stop()
+
+
+def local_documents(archive: Path) -> dict[str, tuple]:
+    """meta.json key -> what identifies the stored version (url, text hash, outcome)."""
+    out = {}
+    for path in (archive / "docs").rglob("meta.json"):
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        out[str(path.relative_to(archive))] = (meta["url"], meta["hashes"]["text_hash"],
+                                               meta["dedup"]["outcome"])
+    return out
+
+
+def s3_documents(s3, bucket: str, prefix: str) -> dict[str, tuple]:
+    out = {}
+    client = s3.client()
+    for key in s3.keys(bucket, prefix + "docs/"):
+        if key.endswith("/meta.json"):
+            meta = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+            out[key[len(prefix):]] = (meta["url"], meta["hashes"]["text_hash"],
+                                      meta["dedup"]["outcome"])
+    return out
+
+
+def pages_fetched(report: str) -> int:
+    """Total of the ``pages`` column of the crawl report table."""
+    rows = [line.split() for line in report.splitlines()[1:]]
+    return sum(int(row[1]) for row in rows if len(row) > 1 and row[1].isdigit())
+
+
+def worker(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "crawler.cli", *args], cwd=cwd,
+                            env={**env, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_workers_on_the_cassettes_store_what_one_plain_crawl_stores(
+        tmp_path, redis_private, s3_server, s3_bucket):  # noqa: F811
+    plain = run_govcrawl("crawl", "--all", "--cassettes", str(CASSETTES), "--archive",
+                         str(tmp_path / "plain"), "--state-dir", str(tmp_path / "plain-state"),
+                         cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    expected = local_documents(tmp_path / "plain")
+    assert len(expected) >= 15
+
+    env = {**os.environ, **s3_server.env}
+    archive = f"s3://{s3_bucket}/cluster/"
+    workers = [worker(["crawl", "--all", "--cassettes", str(CASSETTES), "--redis",
+                       redis_private.url, "--archive", archive, "--state-dir",
+                       str(tmp_path / f"w{i}")], env, tmp_path) for i in range(2)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for w, (_out, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-3000:]
+    assert s3_documents(s3_server, s3_bucket, "cluster/") == expected
+    # both workers did part of the work: the frontier is shared, not copied (each worker reads
+    # robots.txt of every host itself, so the sum is a little above one crawl's pages)
+    pages = [pages_fetched(out) for out, _ in outputs]
+    assert all(pages) and sum(pages) < 1.5 * pages_fetched(plain.stdout), pages
+    verify = run_govcrawl("archive", "verify", "--archive", archive, cwd=tmp_path, env=env)
+    assert verify.returncode == 0 and "BAD" not in verify.stdout, verify.stdout[-2000:]
+    # the crawl is over: its frontier, leases and dupefilter are gone, the dedup state stays
+    keys = {k.decode() for k in redis_private.client().keys("*")}
+    assert keys and all(k.startswith("govcrawl:dedup:") for k in keys), sorted(keys)[:10]
+
+
+def test_a_local_archive_or_an_unreachable_redis_is_refused(tmp_path, redis_private):
+    proc = run_govcrawl("crawl", "liuzhi", "--cassettes", str(CASSETTES), "--redis",
+                        redis_private.url, "--archive", str(tmp_path / "a"), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "s3://" in proc.stderr, proc.stderr
+    port = redis_private.port
+    redis_private.stop()
+    proc = run_govcrawl("crawl", "liuzhi", "--cassettes", str(CASSETTES), "--redis",
+                        f"redis://127.0.0.1:{port}/0", "--archive", "s3://bucket/x/",
+                        cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "cannot reach Redis" in proc.stderr
+    proc = run_govcrawl("crawl", "liuzhi", "--redis", "http://127.0.0.1/0", "--archive",
+                        "s3://bucket/x/", cwd=tmp_path)
+    assert proc.returncode == 2 and "not a redis URL" in proc.stderr
+    assert not (tmp_path / "a").exists()
