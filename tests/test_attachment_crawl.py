@@ -4,9 +4,11 @@ their text as its searchable text, apart from its body."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.server
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,46 @@ def test_image_served_as_a_page_is_not_a_document(crawled: Path):
     lines = [json.loads(line) for line in manifest.read_text("utf-8").splitlines()]
     assert not any(line.get("url", "").endswith(IMAGE) for line in lines
                    if line.get("outcome") not in (None, "no_document"))
+
+
+@pytest.fixture(scope="module")
+def indexed(crawled: Path) -> Path:
+    """``govcrawl index`` of the crawled archive; the index database's path."""
+    db = crawled.parent / "index.db"
+    run_govcrawl("index", "--archive", str(crawled), "--state-dir", str(crawled.parent / "state"),
+                 "--db", str(db), cwd=crawled.parent, check=True)
+    return db
+
+
+def test_index_finds_an_attachment_only_notice_by_a_word_of_its_attachment(crawled: Path,
+                                                                           indexed: Path):
+    from crawler.index import search
+
+    meta, _ = docs(crawled)[NOTICE]
+    body = (crawled / meta["keys"]["text"]).read_text("utf-8")
+    conn = sqlite3.connect(indexed)
+    for words in ("常住人口性别比", "社会性别统计报告"):  # only in a01.pdf, not in the page
+        assert words not in body and words not in meta["title"]
+        assert [r["doc_id"] for r in search(conn, words).rows] == [meta["doc_id"]]
+    # the notice's row carries the PDF's text as archived beside it, and the PDF is linked
+    [(text,)] = conn.execute("SELECT attachment_text FROM documents WHERE doc_id = ?",
+                             [meta["doc_id"]]).fetchall()
+    digest = sha(FILES / "a01.pdf")
+    assert text == (crawled / "attachments" / digest[:2] / digest / "text").read_text("utf-8")
+    [(linked,)] = conn.execute("SELECT sha256 FROM document_attachments WHERE doc_id = ?",
+                               [meta["doc_id"]]).fetchall()
+    assert linked == digest
+
+
+def test_document_page_shows_the_attachment_text_escaped(crawled: Path, indexed: Path):
+    from crawler.archive import open_archive
+    from crawler.serve.app import make_datasette
+
+    meta, _ = docs(crawled)[NOTICE]
+    ds = make_datasette(indexed, open_archive(str(crawled)))
+    response = asyncio.run(ds.client.get(f"/doc/{meta['doc_id']}"))
+    assert response.status_code == 200
+    html = response.text
+    assert "常住人口性别比" in html and "2021 年深圳市社会性别统计报告" in html
+    # a01.pdf says "R&D 就业人员": shown as text (escaped), not as markup
+    assert "R&amp;D 就业人员" in html and "R&D 就业人员" not in html
