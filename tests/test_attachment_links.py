@@ -177,6 +177,11 @@ def test_download_endpoint_naming_the_file_in_its_query() -> None:
      '<a href="/module/download/downfile.jsp?classid=0&amp;filename=f10.docx"></a>', "",
      [("http://a.gov.cn/upload/f9.pdf", "预览"),
       ("http://a.gov.cn/module/download/downfile.jsp?classid=0&filename=f10.docx", "f10.docx")]),
+    # a PDF shown in the page, an iframe of a viewer page (its file parameter URL-encoded)
+    ('<p>正文</p><embed src="/u/f11.pdf" type="application/pdf" title="实施方案">'
+     '<iframe src="/pdfjs/web/viewer.html?file=%2Fu%2Ff12.pdf"></iframe>'
+     '<iframe src="/module/video/player.html"></iframe>', "",
+     [("http://a.gov.cn/u/f11.pdf", "实施方案"), ("http://a.gov.cn/u/f12.pdf", "f12.pdf")]),
     # a script that writes no link, and a policy-excluded type
     ("", "document.write('<span>' + today + '</span>')", []),
     ('<a href="javascript:;" data-src="/u/f8.mp4">视频</a>', "", []),

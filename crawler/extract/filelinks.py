@@ -3,10 +3,12 @@
 A plain ``<a href="x.pdf">``; an ``<a href="javascript:;">`` (or ``#``, or no href) whose URL is
 in another attribute (UEditor ``_href``, ``data-url``, TRS ``oldsrc`` ...); a script handler
 (``onclick="download('x.pdf')"``, ``window.open('…')``, a ``javascript:`` href) on any element;
-the HTML an inline script writes (``document.write('<a href=…>')``). The attributes, calls and
-writers are data: ``crawler/tables/attachment_links.yaml``; a URL counts only when the attachment
-policy (``crawler/tables/attachments.yaml``) calls it an attachment: its path ends in one of the
-types, or a download endpoint names such a file in a query parameter (``downfile.jsp?filename=``).
+a file shown in the page (``<embed src>``, ``<iframe src>`` of a viewer, ``<object data>``); the
+HTML an inline script writes (``document.write('<a href=…>')``). The attributes, calls, elements
+and writers are data: ``crawler/tables/attachment_links.yaml``; a URL counts only when the
+attachment policy (``crawler/tables/attachments.yaml``) calls it an attachment: its path ends in
+one of the types, or a download endpoint names such a file in a query parameter
+(``downfile.jsp?filename=``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class _Rules:
     placeholder_empty: bool  # an empty href is a placeholder
     attributes: tuple[_UrlAttribute, ...]
     handlers: tuple[str, ...]
+    embedded: tuple[tuple[str, str], ...]  # (tag, attribute holding the URL)
     calls: tuple[re.Pattern[str], ...]
     writers: re.Pattern[str]
 
@@ -57,6 +60,7 @@ def rules() -> _Rules:
         attributes=tuple(_UrlAttribute(str(a["name"]), bool(a.get("needs_slash")))
                          for a in table["url_attributes"]),
         handlers=tuple(str(h).lower() for h in table["handler_attributes"]),
+        embedded=tuple((str(e["tag"]).lower(), str(e["attribute"])) for e in table["embedded"]),
         calls=tuple(re.compile(p, re.I) for p in table["script_calls"]),
         writers=re.compile("|".join(f"(?:{w})" for w in table["html_writers"]), re.I),
     )
@@ -155,6 +159,11 @@ def _element_links(scope: HtmlElement) -> Iterator[tuple[str, str]]:
             element = value.getparent()
             if element.tag != "a":  # an <a>'s handlers are read by _anchor_url
                 others.extend((element, url) for url in _handler_urls(value))
+    for tag, attribute in rules().embedded:
+        for element in scope.iter(tag):
+            url = file_url(element.get(attribute) or "")
+            if url:
+                others.append((element, url))
     if others:  # rare: put them in page order among the anchors
         order = {el: i for i, el in enumerate(scope.iter())}
         found = sorted(found + others, key=lambda pair: order[pair[0]])
