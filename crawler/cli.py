@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -236,6 +237,19 @@ def available_spiders(settings: Any) -> list[str]:
     return sorted(name for name in get_spider_loader(settings).list() if name != "fetch")
 
 
+@contextlib.contextmanager
+def stdout_may_close() -> Iterator[None]:
+    """Let the reader of our stdout stop early (``govcrawl … | head``): the rest of the output is
+    dropped, never an error (the work it reports on is done)."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+        os.close(devnull)
+
+
 def crawl_report(result: Any) -> dict[str, Any]:
     """The report the crawl's :class:`~crawler.extensions.CrawlReport` built (and logged and
     archived); a crawl that never opened (refused at start) has none: one from its stats."""
@@ -312,14 +326,22 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         settings.set("GOVCRAWL_PROGRESS_TTY", False, priority="cmdline")
     results = run_spiders([(site, {}) for site in sites], settings, live=live)
     reports = [crawl_report(r) for r in results]
-    print(format_table(reports))
-    if log_path is not None:
-        print(f"log: {log_path}")
     for result in results:
         if result.error:
             print(f"govcrawl: {result.spider}: {result.error}", file=sys.stderr)
+    # The spool is per archive, so every crawler of the run reports the same entries.
+    spooled = max((int(r.stats.get("govcrawl/archive/spool_entries") or 0) for r in results),
+                  default=0)
+    if spooled:
+        print(f"govcrawl: the archive store failed: {spooled} writes kept in "
+              f"{Path(settings.get('GOVCRAWL_STATE_DIR') or '.govcrawl') / 'spool'}; "
+              f"`govcrawl archive flush` (or the next crawl) uploads them", file=sys.stderr)
     failed = [r for r in results if r.error or r.finish_reason not in ("finished", None)]
-    return EXIT_FAILED if failed else EXIT_OK
+    with stdout_may_close():
+        print(format_table(reports))
+        if log_path is not None:
+            print(f"log: {log_path}")
+    return EXIT_FAILED if failed or spooled else EXIT_OK
 
 
 # --- reextract --------------------------------------------------------------------------------
@@ -520,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("govcrawl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our stdout stopped early: nothing of ours failed
+        with stdout_may_close():
+            raise
+        return EXIT_OK
     except Exception as exc:  # one line, not a traceback
         if isinstance(exc, _config_errors()):
             print(f"govcrawl: error: {exc}", file=sys.stderr)

@@ -43,6 +43,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from crawler.archive import ArchiveWriter, open_archive
+from crawler.archive.outbox import SpoolFullError
 from crawler.items import ATTACHMENT, RECORDED_META, PageItem, ResponseRecord, crawl_id
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,11 @@ class ArchivePipeline:
             return item
         if not item.crawl_id:
             item.crawl_id = self.writer.crawl_id
-        archived = await self._in_thread(self.writer.write, item)
+        try:
+            archived = await self._in_thread(self.writer.write, item)
+        except SpoolFullError as exc:
+            self._stop(exc)
+            raise  # an item error: the dedup stage forgets the item, the next crawl fetches it
         self.stats.inc_value("govcrawl/archive/objects", archived["objects"])
         self.stats.inc_value("govcrawl/archive/bytes", archived["bytes"])
         if archived["spooled"]:
@@ -109,11 +114,33 @@ class ArchivePipeline:
             self.stats.inc_value("govcrawl/archive/attachments")
         return item
 
+    def _stop(self, exc: SpoolFullError) -> None:
+        """Neither the store nor the spool takes writes: say so once and stop the crawl (every
+        further item would fail the same way)."""
+        self.stats.inc_value("govcrawl/errors/archive_spool_full")
+        spider = self.crawler.spider
+        if getattr(spider, "error", None):
+            return
+        spider.error = f"archive: {exc}"
+        logger.error("%s; stopping the crawl", spider.error)
+        from scrapy.utils.defer import deferred_from_coro
+
+        deferred_from_coro(self.crawler.engine.close_spider_async(reason="archive_spool_full"))
+
     async def close_spider(self) -> None:
         if self.writer is None:
             return
         try:
             summary = await self._in_thread(self.writer.close)
+        except SpoolFullError as exc:
+            # The work directory (WARC segments, manifest journal) stays for the next run.
+            self.stats.inc_value("govcrawl/errors/archive_spool_full")
+            spider = self.crawler.spider
+            if not getattr(spider, "error", None):
+                spider.error = f"archive: {exc}"
+            logger.error("archive: %s; the WARC and manifest of this crawl stay in %s for the "
+                         "next run", exc, self.writer.work)
+            return
         finally:
             if self.pool is not None:
                 self.pool.stop()
