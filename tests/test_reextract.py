@@ -119,6 +119,9 @@ def test_lexicon_change_makes_new_versions_only_where_text_changed(work: Path, t
     assert [p["warc"] for p in new_meta["pages"]] == [p["warc"] for p in old_meta["pages"]]
     assert new_meta["dedup"]["outcome"] == "changed" and new_meta["version"] == 2
     assert new_meta["crawl_id"].endswith("-reextract")
+    assert not list(archive.glob(f"crawls/{new_meta['crawl_id']}/warc/*"))  # no WARC written
+    # its attachments keep the sha256 and key of their stored bodies
+    assert new_meta["attachments"] == old_meta["attachments"]
     verify = run_govcrawl("archive", "verify", "--archive", str(archive), "--state-dir",
                           str(work / "state"))
     assert verify.returncode == 0, verify.stdout + verify.stderr
