@@ -250,6 +250,16 @@ def stdout_may_close() -> Iterator[None]:
         os.close(devnull)
 
 
+def spooled_writes(settings: Any) -> int:
+    """Spool entries left for the crawl's archive once every crawler closed (crawl reports
+    included, which are written after the archive pipeline closes)."""
+    from crawler.archive import open_archive
+    from crawler.archive.spool import Spool
+
+    uri = open_archive(settings=settings).uri
+    return len(Spool(Path(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl") / "spool").ids(uri))
+
+
 def crawl_report(result: Any) -> dict[str, Any]:
     """The report the crawl's :class:`~crawler.extensions.CrawlReport` built (and logged and
     archived); a crawl that never opened (refused at start) has none: one from its stats."""
@@ -329,9 +339,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     for result in results:
         if result.error:
             print(f"govcrawl: {result.spider}: {result.error}", file=sys.stderr)
-    # The spool is per archive, so every crawler of the run reports the same entries.
-    spooled = max((int(r.stats.get("govcrawl/archive/spool_entries") or 0) for r in results),
-                  default=0)
+    spooled = spooled_writes(settings)
     if spooled:
         print(f"govcrawl: the archive store failed: {spooled} writes kept in "
               f"{Path(settings.get('GOVCRAWL_STATE_DIR') or '.govcrawl') / 'spool'}; "

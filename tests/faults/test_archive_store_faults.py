@@ -17,6 +17,7 @@ after the documented way out (``govcrawl archive flush`` or simply running the c
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -108,13 +109,15 @@ def test_s3_403_mid_crawl_then_flush(store):
     proc = store.crawl()
     assert proc.returncode == 1
     (line,) = errors(proc)
-    assert "archive store failed" in line and "kept in" in line and "archive flush" in line
-    assert store.spool_entries() and store.proxy.injected[403] > 0
+    assert "archive store failed" in line and "archive flush" in line
+    kept = int(re.search(r"(\d+) writes kept in", line).group(1))
+    assert kept == len(store.spool_entries()) > 0 and store.proxy.injected[403] > 0
 
     store.proxy.fault = None  # access restored
     flush = run_govcrawl("archive", "flush", *store.args(), env=store.env, cwd=store.tmp)
     assert flush.returncode == 0, flush.stderr
-    assert "0 left" in flush.stdout and not errors(flush)
+    assert f"flushed {kept} spool entries" in flush.stdout and "0 left" in flush.stdout
+    assert not errors(flush)
     assert not store.spool_entries()
     assert_complete_once(store)
     again = store.crawl()  # and the next crawl stores nothing twice
