@@ -15,7 +15,14 @@ from lxml.html import HtmlElement
 from crawler.challenges import detect_challenge, header_values
 from crawler.extract import dom, findings, meta
 from crawler.extract.decode import decode_html
-from crawler.extract.lines import REVIEW, SPAM, classify_line, normalise, spam_verdict
+from crawler.extract.lines import (
+    REVIEW,
+    SPAM,
+    chrome_run,
+    classify_line,
+    normalise,
+    spam_verdict,
+)
 from crawler.items import Document
 
 _TABLE_ROW = re.compile(r"^\|.*\|$")
@@ -24,6 +31,12 @@ _WS = re.compile(r"[ \t\u3000\xa0]+")
 #: Lines this long are paragraphs: a repeat of one is repeated content.
 LONG_LINE = 20
 HEAD_LINES = 3
+#: Lines this short are fragments: a run of them is also judged as one line (``字体：`` ``小``
+#: ``中`` ``大`` split over lines by the template).
+SHORT_FRAGMENT = 12
+#: A body with fewer letters than this, its title aside, has no real text (``无``, a stray value).
+MIN_BODY_CHARS = 4
+_LETTERS = re.compile(r"[\W_]+")
 #: ``Document.published_from`` values: where the published date was read.
 PAGE, META, URL = "page", "meta", "url"
 
@@ -65,9 +78,37 @@ def _container_text(container: HtmlElement, url: str | None) -> list[str]:
     return text.splitlines()
 
 
+def _chrome_runs(lines: list[str]) -> set[int]:
+    """Indexes of the lines in runs of two or more short fragments that, read as one line, are
+    reading/share controls or site chrome (any zone: the rules see every short line of the page)."""
+    sizes = [len(normalise(line)) for line in lines]
+    out: set[int] = set()
+    i, n = 0, len(lines)
+    while i < n:
+        j = i
+        while j < n and 0 < sizes[j] <= SHORT_FRAGMENT:
+            j += 1
+        if j - i >= 2 and chrome_run(lines[i:j]):
+            out.update(range(i, j))
+        i = max(j, i + 1)
+    return out
+
+
+def has_body_text(lines: list[str], title: str | None) -> bool:
+    """Whether cleaned lines hold real text: :data:`MIN_BODY_CHARS` letters or more, lines that
+    only repeat the title left aside."""
+    ntitle = normalise(title or "")
+    letters = sum(len(_LETTERS.sub("", line)) for line in lines if normalise(line) != ntitle)
+    return letters >= MIN_BODY_CHARS
+
+
 def _clean_lines(lines: list[str], doc: Document, title: str | None, whole_page: bool) -> list[str]:
-    """Line-level removal: spam, boilerplate (zoned), repeated paragraphs."""
+    """Line-level removal: spam, boilerplate (zoned, and runs of short fragments), repeated
+    paragraphs."""
     removed = doc.removed
+    lines = [_WS.sub(" ", raw).strip() for raw in lines]
+    lines = [line for line in lines if line]
+    chrome = _chrome_runs(lines)
     n = len(lines)
     kept: list[str] = []
     seen: set[str] = set()
@@ -75,9 +116,9 @@ def _clean_lines(lines: list[str], doc: Document, title: str | None, whole_page:
     in_tail = False
     ntitle = normalise(title or "")
     review = False
-    for i, raw in enumerate(lines):
-        line = _WS.sub(" ", raw).strip()
-        if not line:
+    for i, line in enumerate(lines):
+        if i in chrome:
+            removed["boilerplate"] += 1
             continue
         verdict = spam_verdict(line)
         if verdict == SPAM:
@@ -213,6 +254,9 @@ def extract(body: bytes | str, url: str,
         work = copy.deepcopy(root)
         lines = _trafilatura_text(work, url).splitlines()
         kept = _clean_lines(lines, doc, doc.title, whole_page=True)
+    if kept and not has_body_text(kept, doc.title):
+        doc.removed["boilerplate"] += len(kept)  # the title and stray values: no body at all
+        kept = []
     doc.text = "\n".join(kept)
 
     _fill_fields(doc, fields, tags, before, url, text if not fields["published"] else None)
@@ -223,7 +267,12 @@ def extract(body: bytes | str, url: str,
         doc.findings.append("pinyin_gloss_scraper")
     if challenge:
         doc.findings.append("waf_challenge_not_content")
-    doc.is_document = not challenge and bool(doc.text.strip())
+    if not kept and not challenge:
+        # never chrome as a body: an empty body, and the notice's content is its attachments
+        doc.findings.append("empty_body")
+        if doc.attachments:
+            doc.findings.append("attachment_only")
+    doc.is_document = not challenge and bool(doc.text.strip() or doc.attachments)
     doc.findings = list(dict.fromkeys(doc.findings))
     return doc
 

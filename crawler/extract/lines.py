@@ -136,6 +136,7 @@ def pinyin_glosses(text: str) -> int:
 class _BoilerLex:
     footer_hard: re.Pattern[str]
     footer_soft: re.Pattern[str]
+    utility_list: re.Pattern[str]
     crumb_prefix: re.Pattern[str]
     crumb_home: re.Pattern[str]
     crumb_sep: re.Pattern[str]
@@ -163,6 +164,8 @@ def _boiler_lex() -> _BoilerLex:
     return _BoilerLex(
         footer_hard=rx_any(sp(lex["footer_hard"])),
         footer_soft=rx_any(sp(lex["footer_soft"])),
+        utility_list=rx(rf"^(?:{lex['site_utilities']}(?:[\s|｜/·•]+{lex['site_utilities']})+"
+                        rf"|{lex['site_widgets']})[\s|｜]*$"),
         crumb_prefix=rx(lex["breadcrumb_prefix"]),
         crumb_home=rx(lex["breadcrumb_home"]),
         crumb_sep=rx(lex["breadcrumb_sep"]),
@@ -191,12 +194,45 @@ def _is_prose(line: str) -> bool:
     return bool(_PROSE_END.search(line)) and len(line) > 25
 
 
+def _uncovered(norm: str, lex: _BoilerLex) -> str:
+    """What is left of a line once control tokens and metadata labels are taken out."""
+    return _CONTROL_FILLER.sub("", lex.meta_labels.sub("", lex.control_tokens.sub("", norm)))
+
+
+#: A fragment of a chrome run that is none of it may be a stray value this short (无, 12, 次).
+STRAY_VALUE = 2
+_NOT_LETTER = re.compile(r"[\W_]+")
+
+
+def chrome_run(fragments: list[str]) -> bool:
+    """Whether consecutive short fragments are together one control or chrome line that the
+    template split over several lines (``发布时间：`` ``字体：`` ``小`` ``中`` ``大`` ``QQ空间``
+    ``人人网`` ``上一篇：无``): each is covered by control tokens or metadata labels or is chrome
+    itself, but a minority of stray values (:data:`STRAY_VALUE` letters at most); one carries a
+    strong control token."""
+    lex = _boiler_lex()
+    norms = [normalise(f) for f in fragments]
+    strong = stray = 0
+    for norm, fragment in zip(norms, fragments, strict=True):
+        label = classify_line(fragment, "body")
+        covered = not _uncovered(norm, lex)
+        if label in ("controls", "footer") or (covered and lex.control_strong.search(norm)):
+            strong += 1
+        elif label is None and not covered:
+            if len(_NOT_LETTER.sub("", norm)) > STRAY_VALUE:
+                return False
+            stray += 1
+    return strong > 0 and 2 * stray < len(norms)
+
+
 def _control_line(norm: str, lex: _BoilerLex) -> bool:
+    """Reading/share controls: a control sentence, or a short line (almost) covered by control
+    tokens; metadata labels without a value (``发布时间： 字体： 小 中 大``) count as covered."""
     if lex.control_lines.search(norm):
         return True
     if len(norm) > 80 or not lex.control_strong.search(norm):
         return False
-    rest = _CONTROL_FILLER.sub("", lex.control_tokens.sub("", norm))
+    rest = _uncovered(norm, lex)
     total = len(_CONTROL_FILLER.sub("", norm))
     return total > 0 and len(rest) <= 0.12 * total
 
@@ -237,6 +273,8 @@ def classify_line(text: str, zone: str = "body") -> str | None:
         return "footer"
     if edge and len(norm) <= 120 and lex.footer_soft.search(norm):
         return "footer"
+    if len(norm) <= 120 and lex.utility_list.match(norm):
+        return "footer"
     if _breadcrumb(norm, lex, zone):
         return "breadcrumb"
     if _control_line(norm, lex):
@@ -258,6 +296,8 @@ def classify_line(text: str, zone: str = "body") -> str | None:
             return "meta_line"
         if len(norm) <= 30 and lex.meta_single.match(norm):
             return "meta_line"
+        if labels and not _CONTROL_FILLER.sub("", lex.meta_labels.sub("", norm)):
+            return "meta_line"  # labels with no values (a template whose fields are empty)
         if lex.meta_edition.match(norm):
             return "meta_line"
     return None
