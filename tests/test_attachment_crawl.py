@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import json
 import sqlite3
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,19 @@ PDF = "/xxgk/ndbg/202101/P020210108586100144513.pdf"  # 049's file is lost: serv
 ARTICLE = "/xxgk/ndbg/202101/t20210109_922971.html"  # real page 055: a body of its own
 DOCX = "/xxgk/ndbg/202101/P020210109000000000001.docx"  # real a02.docx, linked from the list
 IMAGE = "/xxgk/ndbg/202101/t20210110_922972.html"  # a real PNG served as a page (text/html)
+#: real page 049 minimally edited: its attachment is named in Chinese (as most are on real
+#: portals), so the page's link and the fetched (percent-encoded) URL differ; served as a05.xls
+CJK_NOTICE = "/xxgk/ndbg/202101/t20210111_922973.html"
+CJK_FILE = "价格行情 2020.xls"
+CJK_PATH = "/xxgk/ndbg/202101/" + urllib.parse.quote(CJK_FILE)
+
+
+def cjk_notice() -> bytes:
+    page = (CORPUS / "pages" / "049.html").read_bytes()
+    old = b'<a href="./P020210108586100144513.pdf">2020.1.8.pdf<BR></a>'
+    assert page.count(old) == 1
+    new = f'<a href="./{CJK_FILE}">{CJK_FILE}<BR></a>'.encode()
+    return page.replace(old, new)
 
 
 class Site(http.server.BaseHTTPRequestHandler):
@@ -30,6 +44,8 @@ class Site(http.server.BaseHTTPRequestHandler):
         ARTICLE: ((CORPUS / "pages" / "055.html").read_bytes(), "text/html; charset=utf-8"),
         DOCX: ((FILES / "a02.docx").read_bytes(), "application/octet-stream"),
         IMAGE: ((FILES / "git-logo.png").read_bytes(), "text/html"),
+        CJK_NOTICE: (cjk_notice(), "text/html; charset=utf-8"),
+        CJK_PATH: ((FILES / "a05.xls").read_bytes(), "application/vnd.ms-excel"),
     }
     seen: list[str] = []
 
@@ -39,7 +55,7 @@ class Site(http.server.BaseHTTPRequestHandler):
             return self._send(200, b"User-agent: *\nAllow: /\n", "text/plain")
         if self.path == "/xxgk/ndbg/index.html":
             links = "".join(f'<li><a href="{p}">年度报表{i}</a></li>'
-                            for i, p in enumerate((NOTICE, ARTICLE, IMAGE, DOCX)))
+                            for i, p in enumerate((NOTICE, ARTICLE, IMAGE, DOCX, CJK_NOTICE)))
             page = f"<html><body><ul class='list'>{links}</ul></body></html>"
             return self._send(200, page.encode("utf-8"), "text/html; charset=utf-8")
         if self.path in self.files:
@@ -157,6 +173,19 @@ def test_index_finds_an_attachment_only_notice_by_a_word_of_its_attachment(crawl
     [(linked,)] = conn.execute("SELECT sha256 FROM document_attachments WHERE doc_id = ?",
                                [meta["doc_id"]]).fetchall()
     assert linked == digest
+
+
+def test_index_links_an_attachment_named_in_chinese(crawled: Path, indexed: Path):
+    from crawler.index import search
+
+    meta, vdir = docs(crawled)[CJK_NOTICE]
+    assert "晚籼米" in (vdir / "attachment_text").read_text("utf-8")  # the crawl linked it
+    conn = sqlite3.connect(indexed)
+    assert [r["doc_id"] for r in search(conn, "晚籼米").rows] == [meta["doc_id"]]
+    [(linked, has_text)] = conn.execute(
+        "SELECT sha256, has_text FROM document_attachments WHERE doc_id = ?",
+        [meta["doc_id"]]).fetchall()
+    assert linked == sha(FILES / "a05.xls") and has_text == 1
 
 
 def test_document_page_shows_the_attachment_text_escaped(crawled: Path, indexed: Path):

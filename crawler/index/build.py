@@ -38,6 +38,12 @@ DOC_OUTCOMES = ("new", "changed", "near_duplicate")
 ATTACHMENT_TEXT = "text"
 ATTACHMENT_TEXT_META = "text.json"
 FTS_COLUMNS = ["title", "text", "attachment_text"]
+#: A document's links to stored attachments (``d``: doc_attachments, ``a``: attachments): by the
+#: sha256 its meta.json records, else (older archives) by URL through attachment_refs (``r``).
+LINKED_ATTACHMENTS = """doc_attachments d
+        LEFT JOIN attachment_refs r ON d.sha256 IS NULL AND r.url = d.url
+        LEFT JOIN attachments a ON a.sha256 = coalesce(d.sha256, r.sha256)"""
+LINKED_SHA = "coalesce(d.sha256, r.sha256)"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -110,8 +116,10 @@ def _create_schema(db: sqlite_utils.Database) -> None:
             "sha256": str, "url": str, "final_url": str, "name": str, "found_on": str,
             "crawl_id": str, "fetched_at": str,
         }, ("sha256", "url", "found_on")),
-        "doc_attachments": ({"doc_id": str, "position": int, "url": str, "name": str},
-                            ("doc_id", "position")),
+        # sha256: of the stored body, as meta.json records it (None in older archives: joined
+        # through attachment_refs by URL, which misses a link the spider had to canonicalise)
+        "doc_attachments": ({"doc_id": str, "position": int, "url": str, "name": str,
+                             "sha256": str}, ("doc_id", "position")),
         "findings": ({"doc_id": str, "version": int, "finding": str},
                      ("doc_id", "version", "finding")),
         "crawls": ({
@@ -124,12 +132,15 @@ def _create_schema(db: sqlite_utils.Database) -> None:
     }
     for name, (columns, pk) in tables.items():
         db[name].create(columns, pk=pk, if_not_exists=True)
+    if "sha256" not in db["doc_attachments"].columns_dict:  # an index built before the column
+        db["doc_attachments"].add_column("sha256", str)
     for table, columns in [
         ("documents", ["site"]), ("documents", ["year"]), ("documents", ["publisher"]),
         ("documents", ["topic"]), ("documents", ["published"]), ("documents", ["has_attachments"]),
         ("documents", ["has_findings"]), ("versions", ["crawl_id"]),
         ("aliases", ["canonical_id"]), ("near_duplicates", ["canonical_id"]),
-        ("attachment_refs", ["url"]), ("doc_attachments", ["url"]), ("crawls", ["site"]),
+        ("attachment_refs", ["url"]), ("doc_attachments", ["url"]),
+        ("doc_attachments", ["sha256"]), ("crawls", ["site"]),
     ]:
         db[table].create_index(columns, if_not_exists=True)
     if not db["documents_fts"].exists():
@@ -147,13 +158,11 @@ def _create_schema(db: sqlite_utils.Database) -> None:
             END''')
     if not db[bigrams.TABLE].exists():
         _create_bigram_index(db)
-    db.create_view("document_attachments", """
-        SELECT d.doc_id, d.position, d.url, d.name, r.sha256, a.bytes, a.content_type,
-               a.text IS NOT NULL AS has_text
-        FROM doc_attachments d
-        LEFT JOIN attachment_refs r ON r.url = d.url AND r.found_on IS NOT NULL
-        LEFT JOIN attachments a ON a.sha256 = r.sha256
-        GROUP BY d.doc_id, d.position""", ignore=True)
+    db.create_view("document_attachments", f"""
+        SELECT d.doc_id, d.position, d.url, d.name, {LINKED_SHA} AS sha256, a.bytes,
+               a.content_type, a.text IS NOT NULL AS has_text
+        FROM {LINKED_ATTACHMENTS}
+        GROUP BY d.doc_id, d.position""", replace=True)
     db["_meta"].upsert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key")
 
 
@@ -332,7 +341,8 @@ class _Builder:
             "similarity": dedup.get("similarity"), "outcome": outcome,
             "text_key": text_key, "meta_key": meta_key,
         }
-        links = [{"doc_id": doc_id, "position": i, "url": a.get("url"), "name": a.get("name")}
+        links = [{"doc_id": doc_id, "position": i, "url": a.get("url"), "name": a.get("name"),
+                  "sha256": a.get("sha256") if _SHA256.match(str(a.get("sha256"))) else None}
                  for i, a in enumerate(attachments)]
         self.pending_docs[doc_id] = (row, links)
 
@@ -427,23 +437,21 @@ class _Builder:
         self.db.execute("UPDATE attachments SET text = ?, text_meta = ? WHERE sha256 = ?",
                         [text, text_meta, sha])
         for (doc_id,) in self.db.execute(
-                "SELECT DISTINCT d.doc_id FROM doc_attachments d JOIN attachment_refs r "
-                "ON r.url = d.url WHERE r.sha256 = ?", [sha]).fetchall():
+                f"SELECT DISTINCT d.doc_id FROM {LINKED_ATTACHMENTS} WHERE a.sha256 = ?",
+                [sha]).fetchall():
             self.touched_docs.add(doc_id)
 
     def finish(self) -> None:
         """Refresh the searchable attachment text of documents whose attachments changed."""
         # attachments fetched in this run link to documents by URL
         for (doc_id,) in self.db.execute(
-                "SELECT DISTINCT d.doc_id FROM doc_attachments d JOIN attachment_refs r "
-                "ON r.url = d.url JOIN attachments a ON a.sha256 = r.sha256 "
+                f"SELECT DISTINCT d.doc_id FROM {LINKED_ATTACHMENTS} "
                 "WHERE a.text IS NOT NULL AND d.doc_id IN (SELECT doc_id FROM documents "
                 "WHERE attachment_text IS NULL AND has_attachments = 1)").fetchall():
             self.touched_docs.add(doc_id)
         for doc_id in self._with_attachments(self.touched_docs):
             texts = [row[0] for row in self.db.execute(
-                "SELECT a.text FROM doc_attachments d JOIN attachment_refs r ON r.url = d.url "
-                "JOIN attachments a ON a.sha256 = r.sha256 WHERE d.doc_id = ? "
+                f"SELECT a.text FROM {LINKED_ATTACHMENTS} WHERE d.doc_id = ? "
                 "AND a.text IS NOT NULL GROUP BY a.sha256 ORDER BY min(d.position)", [doc_id])]
             self.db.execute("UPDATE documents SET attachment_text = ? WHERE doc_id = ?",
                             ["\n\n".join(texts) if texts else None, doc_id])

@@ -21,6 +21,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import NotFound, Response
 
 from crawler.archive.archive import Archive
+from crawler.index.build import LINKED_ATTACHMENTS, LINKED_SHA
 from crawler.index.search import FACETS, search
 from crawler.serve.records import read_capture
 
@@ -239,11 +240,10 @@ class GovcrawlPlugin:
         for v in versions:
             v["pages"] = _json(v["pages"], [])
             v.pop("text")
-        attachments = await self.rows(datasette, """
-            SELECT d.position, d.url, d.name, r.sha256, a.bytes, a.content_type, a.text,
-                   a.text_meta
-            FROM doc_attachments d LEFT JOIN attachment_refs r ON r.url = d.url
-            LEFT JOIN attachments a ON a.sha256 = r.sha256
+        attachments = await self.rows(datasette, f"""
+            SELECT d.position, d.url, d.name, {LINKED_SHA} AS sha256, a.bytes, a.content_type,
+                   a.text, a.text_meta
+            FROM {LINKED_ATTACHMENTS}
             WHERE d.doc_id = ? GROUP BY d.position ORDER BY d.position""", [doc_id])
         for a in attachments:
             a["text_meta"] = _json(a["text_meta"], {})
