@@ -200,3 +200,34 @@ def test_document_page_shows_the_attachment_text_escaped(crawled: Path, indexed:
     assert "常住人口性别比" in html and "2021 年深圳市社会性别统计报告" in html
     # a01.pdf says "R&D 就业人员": shown as text (escaped), not as markup
     assert "R&amp;D 就业人员" in html and "R&D 就业人员" not in html
+
+
+def test_an_index_from_before_the_attachment_sha256_column_is_updated(crawled: Path,
+                                                                      indexed: Path):
+    """Its links get the sha256 of what was fetched at their canonical URL (no meta.json read
+    again), and serve refuses it until `govcrawl index` has updated it."""
+    import shutil
+
+    from crawler.index import search
+
+    old = indexed.parent / "old-index.db"
+    shutil.copy(indexed, old)
+    conn = sqlite3.connect(old)  # as an older `govcrawl index` left it
+    conn.execute("DROP VIEW document_attachments")
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                "tbl_name = 'doc_attachments' AND sql LIKE '%sha256%'").fetchall():
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.execute("ALTER TABLE doc_attachments DROP COLUMN sha256")
+    conn.commit()
+    conn.close()
+    args = ["--archive", str(crawled), "--state-dir", str(crawled.parent / "state"),
+            "--db", str(old)]
+    served = run_govcrawl("serve", *args, "--port", "1", cwd=crawled.parent, timeout=60)
+    assert served.returncode == 2 and "run `govcrawl index`" in served.stderr
+    assert served.stderr.count("\n") == 1
+    run_govcrawl("index", *args, cwd=crawled.parent, check=True)
+    meta, _ = docs(crawled)[CJK_NOTICE]
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("SELECT sha256 FROM document_attachments WHERE doc_id = ?",
+                            [meta["doc_id"]]).fetchall() == [(sha(FILES / "a05.xls"),)]
+        assert [r["doc_id"] for r in search(conn, "晚籼米").rows] == [meta["doc_id"]]

@@ -441,8 +441,31 @@ class _Builder:
                 [sha]).fetchall():
             self.touched_docs.add(doc_id)
 
+    def link_by_fetched_url(self) -> None:
+        """Links without a recorded sha256 (archives from before meta.json had it): the
+        attachment fetched at the link's canonical URL (a Chinese file name is fetched
+        percent-encoded), so that its text reaches the document."""
+        from contextlib import suppress
+
+        from crawler.urls import canonicalize
+
+        for doc_id, position, url in self.db.execute(
+                "SELECT doc_id, position, url FROM doc_attachments WHERE sha256 IS NULL "
+                "AND url IS NOT NULL").fetchall():
+            with suppress(ValueError):
+                fetched = canonicalize(url)
+                if fetched == url:
+                    continue
+                row = self.db.execute("SELECT sha256 FROM attachment_refs WHERE url = ? "
+                                      "LIMIT 1", [fetched]).fetchone()
+                if row:
+                    self.db.execute("UPDATE doc_attachments SET sha256 = ? WHERE doc_id = ? "
+                                    "AND position = ?", [row[0], doc_id, position])
+                    self.touched_docs.add(doc_id)
+
     def finish(self) -> None:
         """Refresh the searchable attachment text of documents whose attachments changed."""
+        self.link_by_fetched_url()
         # attachments fetched in this run link to documents by URL
         for (doc_id,) in self.db.execute(
                 f"SELECT DISTINCT d.doc_id FROM {LINKED_ATTACHMENTS} "

@@ -32,6 +32,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if indexed != archive.uri:
         raise IndexDbError(f"{db_path} indexes {indexed}, not {archive.uri} "
                            "(give the --archive it was built from, or another --db)")
+    if "sha256" not in sqlite_utils.Database(db_path)["doc_attachments"].columns_dict:
+        raise IndexDbError(f"{db_path} was built by an older govcrawl: run `govcrawl index` "
+                           "to update it")
     with contextlib.suppress(KeyboardInterrupt):
         serve(db_path, archive, host=args.host, port=args.port)
     return EXIT_OK
