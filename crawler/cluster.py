@@ -46,6 +46,8 @@ from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 from twisted.internet import task
 
+from crawler.runner import stopped_unsent
+
 logger = logging.getLogger(__name__)
 
 #: Request meta key holding the id of the lease a request was popped under.
@@ -213,7 +215,7 @@ class ClusterScheduler(Scheduler):
 
     def done(self, request: Request) -> None:
         lease = request.meta.get(LEASE)
-        if lease:
+        if lease and not stopped_unsent(request):  # unsent: its lease expires, another takes it
             self._unacked.append(lease)
             self._flush()
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from crawler.items import OUTCOMES
 
-#: Exceptions our components already count under ``govcrawl/errors/<kind>``.
-COUNTED_AS_GOVCRAWL_ERRORS = {"CassetteMiss"}
+#: Exceptions that are not errors here: counted under ``govcrawl/errors/<kind>`` already
+#: (CassetteMiss), or requests a stopped crawl did not send (``not_sent``).
+COUNTED_AS_GOVCRAWL_ERRORS = {"CassetteMiss", "CrawlStopped"}
 ERROR_PREFIXES = (
     "downloader/exception_type_count/",
     "govcrawl/errors/",
@@ -54,6 +55,8 @@ def build_report(spider: str, stats: dict[str, Any], crawl_id: str | None = None
         "spam_removed": int(stats.get("govcrawl/spam_removed", 0)),
         "bytes_stored": int(stats.get("govcrawl/archive/bytes", 0)),
         "not_found": not_found,
+        # requests queued when the crawl was stopped (SIGTERM, Ctrl-C): the next run fetches them
+        "not_sent": int(stats.get("govcrawl/stopped/not_sent", 0)),
         "errors": dict(sorted(errors.items())),
     }
 
@@ -81,4 +84,7 @@ def format_table(reports: list[dict[str, Any]]) -> str:
         if report["errors"]:
             kinds = ", ".join(f"{k}={v}" for k, v in report["errors"].items())
             lines.append(f"{report['site']}: errors: {kinds}")
+        if report.get("not_sent"):
+            lines.append(f"{report['site']}: stopped with {report['not_sent']} requests not sent "
+                         f"(the next run fetches them)")
     return "\n".join(lines)

@@ -19,8 +19,10 @@ import logging
 import multiprocessing
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, ClassVar
 
 from scrapy.exceptions import DropItem
 
@@ -95,6 +97,61 @@ def _lower_priority() -> None:
     os.nice(5)
 
 
+class WorkerPool:
+    """Extraction processes shared by every crawler of this process.
+
+    ``crawl --all`` runs one crawler per site in one process: a pool each would start
+    sites × workers processes (17 × 2 here, a gigabyte of idle interpreters, each importing
+    trafilatura on its first page). Crawlers :meth:`acquire` the pool of their worker count and
+    :meth:`release` it; the last one out shuts it down. Workers fork from a server that has
+    imported the extraction code once. A pool broken by a dying worker (a hostile file, the
+    OOM killer) is replaced, and the tasks it lost are tried once more in the new one.
+    """
+
+    _shared: ClassVar[dict[int, WorkerPool]] = {}
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.users = 0
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["pipelines.extract"])
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_lower_priority)
+
+    @classmethod
+    def acquire(cls, workers: int) -> WorkerPool:
+        pool = cls._shared.get(workers)
+        if pool is None:
+            pool = cls._shared[workers] = cls(workers)
+        pool.users += 1
+        return pool
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0:
+            self._shared.pop(self.workers, None)
+            self._pool.shutdown(wait=True, cancel_futures=False)
+
+    @property
+    def executor(self) -> Executor:
+        return self._pool
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in a worker process."""
+        loop = asyncio.get_running_loop()
+        pool = self._pool
+        try:
+            return await loop.run_in_executor(pool, function, *args)
+        except BrokenProcessPool:
+            if self._pool is pool:  # the first task to see it replaces the pool
+                logger.warning("an extraction worker died: starting new workers")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._start()
+            return await loop.run_in_executor(self._pool, function, *args)
+
+
 class ExtractionPipeline:
     """Sets ``item.document``; drops pages that are not documents (challenge pages, empty pages)."""
 
@@ -102,7 +159,7 @@ class ExtractionPipeline:
         self.crawler = crawler
         self.stats = crawler.stats
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._threads: ThreadPoolExecutor | None = None
         #: canonical attachment URL -> future of (sha256, AttachmentText | None)
         self._results: OrderedDict[str, asyncio.Future[Any]] = OrderedDict()
@@ -120,25 +177,24 @@ class ExtractionPipeline:
         else:
             logger.info("extraction inline (GOVCRAWL_EXTRACT_WORKERS=0)")
         if self.workers > 0:
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context,
-                                             initializer=_lower_priority)
+            self._pool = WorkerPool.acquire(self.workers)
 
     def close_spider(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=False)
+            self._pool.release()
             self._pool = None
         if self._threads is not None:
             self._threads.shutdown(wait=True)
             self._threads = None
         self._results.clear()
 
-    def _executor(self) -> Executor:
+    async def _run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` off the reactor thread: in a worker process, else a thread."""
         if self._pool is not None:
-            return self._pool
+            return await self._pool.run(function, *args)
         if self._threads is None:
             self._threads = ThreadPoolExecutor(1, thread_name_prefix="govcrawl-attachments")
-        return self._threads
+        return await asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
 
     def _keep(self, urls: set[str], future: asyncio.Future[Any]) -> None:
         for url in urls:
@@ -161,8 +217,7 @@ class ExtractionPipeline:
         self._keep({canonicalize(u) for u in (record.url, record.requested_url) if u}, future)
         result, error = None, "not read"
         try:
-            result, error = await loop.run_in_executor(self._executor(), read_attachment,
-                                                       record.body)
+            result, error = await self._run(read_attachment, record.body)
         except Exception as exc:  # a worker that died on a hostile file: not the crawl
             result, error = None, f"{type(exc).__name__}: {exc}"
         finally:  # an article may be waiting for it
@@ -207,7 +262,7 @@ class ExtractionPipeline:
         if self._pool is None:
             doc = extract_pages(pages)
         else:
-            doc = await asyncio.get_running_loop().run_in_executor(self._pool, extract_pages, pages)
+            doc = await self._pool.run(extract_pages, pages)
         item.document = doc
         if doc.format == "html" and not doc.challenge and attachment_only(doc):
             await self._attachment_texts(item, doc)

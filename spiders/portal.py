@@ -36,6 +36,7 @@ from crawler.items import ARTICLE, ATTACHMENT, PageItem, ResponseRecord, crawl_i
 from crawler.listing import Link
 from crawler.pages import GenericPage, PageOptions, page_for
 from crawler.profiles import Profile
+from crawler.runner import CrawlStopped
 from spiders.fetch import describe_failure
 
 logger = logging.getLogger(__name__)
@@ -210,6 +211,8 @@ class PortalSpider(Spider):
     def on_error(self, failure: Failure) -> Iterator[PageItem | Request]:
         request = failure.request
         meta = request.meta
+        if failure.check(CrawlStopped):  # not sent: the next run fetches it
+            return
         kind = type(failure.value).__name__
         if not failure.check(HttpError):  # HTTP errors are counted by status already
             self.crawler.stats.inc_value(f"govcrawl/errors/{kind}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 from scrapy.utils.test import get_crawler
 
 from crawler.runner import project_settings
-from pipelines.extract import ExtractionPipeline, extract_workers
+from pipelines.extract import ExtractionPipeline, WorkerPool, extract_workers
 from tests.conftest import CASSETTES
 
 NINGBO = "http://www.ningbo.gov.cn/art/2023/3/31/art_1229116967_59432101.html"
@@ -52,3 +54,46 @@ def test_fetch_of_one_url_extracts_inline(govcrawl, tmp_path):
     assert proc.returncode == 0, proc.stderr
     log = (tmp_path / "state" / "logs" / "fetch.log").read_text(encoding="utf-8")
     assert "extraction inline" in log and "worker processes" not in log
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def _die(_: int) -> int:
+    os._exit(3)  # a worker killed by a hostile file or the OOM killer
+
+
+def test_crawlers_of_one_process_share_one_pool_of_workers():
+    """``crawl --all``: 17 crawlers in one process start 2 workers, not 34."""
+    pipelines = [ExtractionPipeline(get_crawler(), workers=2) for _ in range(3)]
+    for pipeline in pipelines:
+        pipeline.open_spider()
+    pool = pipelines[0]._pool
+    assert pool is not None and all(p._pool is pool for p in pipelines)
+
+    async def pids() -> set[int]:
+        return set(await asyncio.gather(*(pool.run(_pid, n) for n in range(40))))
+
+    assert len(asyncio.run(pids())) <= 2
+    for pipeline in pipelines[:2]:
+        pipeline.close_spider()
+    assert asyncio.run(pool.run(_pid, 0))  # still in use by the third crawler
+    pipelines[2].close_spider()
+    assert WorkerPool._shared == {}
+    with pytest.raises(RuntimeError):  # shut down with its last user
+        asyncio.run(pool.run(_pid, 0))
+
+
+def test_a_dying_worker_fails_its_task_and_new_workers_serve_the_rest():
+    pool = WorkerPool.acquire(2)
+    try:
+        with pytest.raises(BrokenProcessPool):  # tried again in new workers, it kills those too
+            asyncio.run(pool.run(_die, 0))
+
+        async def run() -> set[int]:
+            return set(await asyncio.gather(*(pool.run(_pid, n) for n in range(6))))
+
+        assert all(isinstance(pid, int) for pid in asyncio.run(run()))
+    finally:
+        pool.release()

@@ -55,3 +55,38 @@ def test_sigkill_mid_crawl_then_rerun_archives_everything_once(tmp_path: Path):
     again = run_govcrawl(*args, cwd=tmp_path)
     assert again.returncode == 0
     assert archived_urls(archive) == final
+
+
+def test_sigterm_does_not_send_what_is_queued_and_a_rerun_completes(tmp_path: Path):
+    """Scrapy's graceful stop downloads every request already taken from the scheduler, one
+    ``DOWNLOAD_DELAY`` apart (a minute or more for ``crawl --all``); ours sends none of them."""
+    archive, state = tmp_path / "archive", tmp_path / "state"
+    args = ["crawl", SITE, "--cassettes", str(CASSETTES), "--archive", str(archive),
+            "--state-dir", str(state)]
+    slow = ["-s", "DOWNLOAD_DELAY=1", "-s", "RANDOMIZE_DOWNLOAD_DELAY=False",
+            "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1", "-s", "LOG_LEVEL=DEBUG"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "crawler.cli", *args, *slow], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (archive / "docs").exists() and archived_urls(archive):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the crawl ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    out, _err = proc.communicate(timeout=120)
+    log = (state / "logs" / f"{SITE}.log").read_text(encoding="utf-8")
+    after = log.split("Received SIGTERM", 1)[1]
+    assert after.count("Crawled (") <= 1  # only the request in transfer (one per host here)
+    dropped = int(after.split("stopping: ", 1)[1].split()[0])
+    assert dropped >= 2
+    assert f"{SITE}: stopped with {dropped} requests not sent" in out
+    assert "CrawlStopped" not in out and "Download failed" not in after
+    assert proc.returncode == 1  # interrupted, with its report
+
+    rerun = run_govcrawl(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    final = archived_urls(archive)
+    assert set(final) == {url for kind, url, _pages in EXPECTED[SITE] if kind == "article"}
+    assert all(count == 1 for count in final.values()), final

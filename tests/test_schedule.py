@@ -111,12 +111,13 @@ def test_scheduler_stops_cleanly_on_sigterm(tmp_path: Path):
                             stderr=subprocess.PIPE, text=True)
     log = state / "schedule.log"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if log.exists() and "start gzdzhrss" in log.read_text():
+        crawl_log = state / "logs" / "gzdzhrss.log"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the crawl is under way (a busy machine is slow)
+            if crawl_log.exists() and "Spider opened" in crawl_log.read_text(errors="replace"):
                 break
             time.sleep(0.1)
-        time.sleep(3)  # the crawl is under way
+        time.sleep(1)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     finally:
