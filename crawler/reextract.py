@@ -175,22 +175,11 @@ class AttachmentTexts:
 
 def add_attachment_text(doc: Any, item: PageItem, texts: AttachmentTexts) -> None:
     """A notice that is only its attachments: their text, as the crawl gives it."""
-    from crawler.extract.attachments import attachment_only
+    from crawler.extract.attachments import add_attachment_texts, attachment_only
 
-    if not attachment_only(doc):
-        return
-    parts = []
-    for link in doc.attachments:
-        sha, result = texts.for_url(link["url"])
-        if result is not None and result.text:
-            parts.append(result.text)
-            item.attachment_sources.append({"url": link["url"], "sha256": sha,
-                                            "format": result.format})
-    doc.attachment_text = "\n\n".join(parts)
-    if doc.attachment_text:
-        if not doc.is_document and not doc.challenge:
-            doc.is_document = True
-        doc.findings = list(dict.fromkeys([*doc.findings, "attachment_only"]))
+    if attachment_only(doc):
+        found = [(link["url"], *texts.for_url(link["url"])) for link in doc.attachments]
+        item.attachment_sources += add_attachment_texts(doc, found)
 
 
 def reextract(archive: Archive, writer: ArchiveWriter, dedup: Any, *, site: str | None = None,

@@ -31,6 +31,7 @@ from crawler.extract import extract
 from crawler.extract.attachments import (
     AttachmentError,
     AttachmentText,
+    add_attachment_texts,
     attachment_only,
     attachment_text,
     extract_bytes,
@@ -236,21 +237,13 @@ class ExtractionPipeline:
 
     async def _attachment_texts(self, item: PageItem, doc: Document) -> None:
         """A notice that is only its attachments: their text, from the results kept by URL."""
-        parts: list[str] = []
+        found = []
         for link in doc.attachments:
             future = self._results.get(canonicalize(link["url"]))
-            if future is None:
-                continue  # not fetched (off-site, failed, or its result no longer kept)
-            sha, result = await future
-            if result is not None and result.text:
-                parts.append(result.text)
-                item.attachment_sources.append({"url": link["url"], "sha256": sha,
-                                                "format": result.format})
-        doc.attachment_text = "\n\n".join(parts)
+            if future is not None:  # else not fetched (off-site, failed, or no longer kept)
+                found.append((link["url"], *await future))
+        item.attachment_sources += add_attachment_texts(doc, found)
         if doc.attachment_text:
-            if not doc.is_document and not doc.challenge:
-                doc.is_document = True  # an empty body, but its attachments are the content
-            doc.findings = list(dict.fromkeys([*doc.findings, "attachment_only"]))
             self.stats.inc_value("govcrawl/documents/attachment_only")
 
     async def process_item(self, item: Any) -> Any:

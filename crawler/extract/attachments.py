@@ -368,3 +368,22 @@ def attachment_only(doc: Document) -> bool:
             continue
         return False
     return True
+
+
+def add_attachment_texts(doc: Document, found: Iterable[tuple[str, str | None, Any]]
+                         ) -> list[dict[str, str]]:
+    """Give an attachment-only notice its attachments' text: ``found`` holds ``(link url,
+    sha256, AttachmentText | None)`` in the page's order. Sets ``doc.attachment_text``, makes the
+    notice a document and adds the finding ``attachment_only`` when there is text; returns the
+    sources used (``{url, sha256, format}``)."""
+    parts, sources = [], []
+    for url, sha, result in found:
+        if result is not None and result.text:
+            parts.append(result.text)
+            sources.append({"url": url, "sha256": sha, "format": result.format})
+    doc.attachment_text = "\n\n".join(parts)
+    if doc.attachment_text:
+        if not doc.is_document and not doc.challenge:
+            doc.is_document = True  # an empty body, but its attachments are the content
+        doc.findings = list(dict.fromkeys([*doc.findings, "attachment_only"]))
+    return sources
