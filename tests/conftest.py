@@ -60,6 +60,28 @@ def local_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def static_site(files: dict[str, tuple[bytes, str]]) -> type[BaseHTTPRequestHandler]:
+    """A handler serving ``files`` (path -> (body, content type)); 404 for any other path."""
+
+    class StaticSite(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            if self.path not in files:
+                self.send_response(404)
+                self.end_headers()
+                return
+            body, ctype = files[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return StaticSite
+
+
 @pytest.fixture
 def govcrawl():
     """The CLI runner, as a fixture."""

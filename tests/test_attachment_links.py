@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from crawler.archive import open_archive
 from crawler.extract import extract, find_attachments
 from crawler.extract.filelinks import find_file_links, written_html
 from crawler.pages import page_for
-from tests.conftest import CORPUS, REPO, local_server, run_govcrawl
+from tests.conftest import CORPUS, REPO, local_server, run_govcrawl, static_site
 
 ARTICLE_055 = "/gzdt/xydt/201705/t20170524_20933426.html"
 ARTICLE_049 = "/gzdt/xydt/202101/t20210108_922970.html"
@@ -230,25 +229,8 @@ FILES = {
 }
 
 
-class Site(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path not in FILES:
-            self.send_response(404)
-            self.end_headers()
-            return
-        body, ctype = FILES[self.path]
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_crawl_fetches_and_archives_them(tmp_path: Path) -> None:
-    with local_server(Site) as base:
+    with local_server(static_site(FILES)) as base:
         profile = {"name": "fjsite", "title": "本地测试站",
                    "start_urls": [f"{base}/gzdt/xydt/index.html"],
                    "allowed_domains": ["127.0.0.1"],

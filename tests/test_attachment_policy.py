@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from crawler import attachments
 from crawler.extract import extract
 from crawler.extract.lines import classify_line
-from tests.conftest import CORPUS, REPO, local_server, run_govcrawl
+from tests.conftest import CORPUS, REPO, local_server, run_govcrawl, static_site
 
 ARTICLE_PATH = "/xxgk/ndbg/202101/t20210108_922970.html"
 #: corpus 049 (a real TRS article whose attachment link is written by document.write), minimally
@@ -45,28 +44,13 @@ def test_one_table_for_spider_and_extraction() -> None:
         assert not re.search(r"^\s*attachment_ext", text, re.M), path
 
 
-class Site(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        pages = {"/xxgk/ndbg/index.html": (LIST, "text/html; charset=utf-8"),
-                 ARTICLE_PATH: (ARTICLE, "text/html; charset=utf-8"),
-                 "/xxgk/ndbg/202101/P020210108586100144513.rtf": (RTF, "application/rtf")}
-        if self.path not in pages:
-            self.send_response(404)
-            self.end_headers()
-            return
-        body, ctype = pages[self.path]
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+SITE = static_site({"/xxgk/ndbg/index.html": (LIST, "text/html; charset=utf-8"),
+                    ARTICLE_PATH: (ARTICLE, "text/html; charset=utf-8"),
+                    "/xxgk/ndbg/202101/P020210108586100144513.rtf": (RTF, "application/rtf")})
 
 
 def test_rtf_attachment_is_listed_stored_and_named_in_meta_json(tmp_path: Path) -> None:
-    with local_server(Site) as base:
+    with local_server(SITE) as base:
         profile = {"name": "rtfsite", "title": "本地测试站",
                    "start_urls": [f"{base}/xxgk/ndbg/index.html"],
                    "allowed_domains": ["127.0.0.1"],
