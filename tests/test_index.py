@@ -8,10 +8,12 @@ twice, a multi-page article), on a directory and on S3 (moto on 127.0.0.1).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import shutil
 import sqlite3
+from collections import Counter
 
 import pytest
 import sqlite_utils
@@ -21,6 +23,7 @@ from crawler.archive.layout import attachment_body_key
 from crawler.archive.writer import ArchiveWriter
 from crawler.index import build_index, search
 from crawler.index.cli import register as _register  # noqa: F401 (the CLI module imports)
+from crawler.index.search import FACETS
 from tests.s3server import s3_bucket, s3_env, s3_server  # noqa: F401
 from tests.test_archive import CORPUS, PDF, article, run, s3_opts, sequence
 
@@ -207,3 +210,38 @@ def test_cli_index_and_its_errors(local, tmp_path, govcrawl):
     proc = govcrawl("serve", "--archive", str(local["tmp"] / "arch"), "--db",
                     str(tmp_path / "none.db"))
     assert proc.returncode == 2 and "run `govcrawl index` first" in proc.stderr
+
+
+FACET_COLUMN = {name: column for name, (column, _label) in FACETS.items()}
+
+
+@pytest.mark.parametrize("path", ["copied hits", "hits joined to the documents"])
+def test_total_facets_and_rows_equal_a_plain_count_of_the_documents(local, monkeypatch, path):
+    """Each facet counts the matches that pass every other facet's filter (its own is skipped),
+    whichever way the matches' columns are read."""
+    search_module = importlib.import_module("crawler.index.search")
+    db = local["db"]
+    if path == "hits joined to the documents":
+        monkeypatch.setattr(search_module, "COPY_LIMIT", 0)
+    docs = rows(db, "SELECT * FROM documents")
+    sites = sorted({d["site"] for d in docs})
+    phrase = docs[0]["text"].splitlines()[0][2:8]
+    conn = sqlite3.connect(db)
+    for query in ["", "公开", phrase]:
+        for filters in [{}, {"has_attachments": ["0"]}, {"site": sites[:1], "topic": [""]},
+                        {"year": ["", str(docs[0]["year"])], "has_findings": ["0", "1"]}]:
+            def passes(doc, skip=None, filters=filters):
+                return all(("" if doc[FACET_COLUMN[name]] is None
+                            else str(doc[FACET_COLUMN[name]])) in values
+                           for name, values in filters.items() if name != skip)
+
+            matching = [d for d in docs if not query or any(
+                query in (d[c] or "") for c in ("title", "text", "attachment_text"))]
+            result = search(conn, query, filters, limit=1000)
+            assert result.total == sum(passes(d) for d in matching), (query, filters)
+            assert {r["doc_id"] for r in result.rows} == {
+                d["doc_id"] for d in matching if passes(d)}
+            for name, column in FACET_COLUMN.items():
+                expected = Counter(d[column] for d in matching if passes(d, skip=name))
+                assert dict(result.facets[name]) == dict(expected), (query, filters, name)
+

@@ -54,14 +54,11 @@ def _like(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _filters(filters: dict[str, list[str]], since: str | None,
-             skip_facet: str | None = None) -> tuple[list[str], list[Any]]:
+def _filters(filters: dict[str, list[str]], since: str | None) -> tuple[list[str], list[Any]]:
     """SQL conditions on ``documents d`` for the facet filters and the date."""
     clauses: list[str] = []
     params: list[Any] = []
     for name, values in filters.items():
-        if name == skip_facet or name not in FACETS or not values:
-            continue
         column = FACETS[name][0]
         parts = []
         for value in values:
@@ -77,11 +74,21 @@ def _filters(filters: dict[str, list[str]], since: str | None,
     return clauses, params
 
 
-def _collect_hits(conn: sqlite3.Connection, words: list[str]) -> None:
-    """Fill the connection's temporary ``_hits`` table with the documents matching every word
-    (rowid, bm25 rank), evaluating the words once for the rows, the count and every facet."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _hits (rowid INTEGER PRIMARY KEY, rank REAL)")
-    conn.execute("DELETE FROM _hits")
+#: What a search's hits carry beside rowid and rank: the columns the page's order, the filters
+#: and the facets read.
+HIT_COLUMNS = ("doc_id", *dict.fromkeys(c for c, _label in FACETS.values()), "published",
+               "fetched_at")
+#: Up to this many matches are copied with :data:`HIT_COLUMNS` into a small table that the
+#: count and the facets then read; more (a common word matching much of the archive) are
+#: counted through the facet columns' indexes instead, cheaper than that many row lookups.
+COPY_LIMIT = 10_000
+
+
+def _match(conn: sqlite3.Connection, words: list[str]) -> int:
+    """Fill the temporary ``_ids`` table with (rowid, rank) of the documents matching every word;
+    how many there are."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _ids (rowid INTEGER PRIMARY KEY, rank REAL)")
+    conn.execute("DELETE FROM _ids")
     long_words = [w for w in words if len(w) >= 3]
     pairs = [w for w in words if len(w) < 3 and bigrams.is_cjk_pair(w)]
     short = [w for w in words if len(w) < 3 and not bigrams.is_cjk_pair(w)]
@@ -91,49 +98,60 @@ def _collect_hits(conn: sqlite3.Connection, words: list[str]) -> None:
                         + ")" for _ in short)
     like_params = [_like(w) for w in short for _ in SEARCH_COLUMNS]
     if long_words:  # ranked by bm25, the title weighted above the text
-        conn.execute("INSERT INTO _hits SELECT rowid, bm25(documents_fts, 5.0, 1.0, 0.5) "
+        conn.execute("INSERT INTO _ids SELECT rowid, bm25(documents_fts, 5.0, 1.0, 0.5) "
                      "FROM documents_fts WHERE documents_fts MATCH ?",
                      [" AND ".join(_fts_phrase(w) for w in long_words)])
     elif pairs:
-        conn.execute(f"INSERT INTO _hits {in_pairs.replace('rowid', 'rowid, 0', 1)}", pair_match)
+        conn.execute(f"INSERT INTO _ids {in_pairs.replace('rowid', 'rowid, 0', 1)}", pair_match)
         pairs = []
     else:
-        conn.execute(f"INSERT INTO _hits SELECT d.rowid, 0 FROM documents d WHERE {like}",
+        conn.execute(f"INSERT INTO _ids SELECT d.rowid, 0 FROM documents d WHERE {like}",
                      like_params)
         short = []
     if pairs:  # narrow the hits: the index answers two-character words
-        conn.execute(f"DELETE FROM _hits WHERE rowid NOT IN ({in_pairs})", pair_match)
+        conn.execute(f"DELETE FROM _ids WHERE rowid NOT IN ({in_pairs})", pair_match)
     if short:  # only the remaining hits are scanned for the other short words
-        conn.execute(f"DELETE FROM _hits WHERE rowid NOT IN (SELECT d.rowid FROM _hits h "
+        conn.execute(f"DELETE FROM _ids WHERE rowid NOT IN (SELECT d.rowid FROM _ids h "
                      f"JOIN documents d ON d.rowid = h.rowid WHERE {like})", like_params)
+    return conn.execute("SELECT count(*) FROM _ids").fetchone()[0]
 
 
 def search(conn: sqlite3.Connection, query: str = "", filters: dict[str, list[str]] | None = None,
            since: str | None = None, limit: int = 20, offset: int = 0,
            with_facets: bool = True) -> SearchResult:
-    """Documents matching ``query`` and the facet ``filters`` (values per facet are OR-ed)."""
+    """Documents matching ``query`` and the facet ``filters`` (values per facet are OR-ed).
+
+    The words are evaluated once (``_ids``: rowid, rank); the page of results is chosen first,
+    and only its documents' rows (with their long text) are read."""
     words = parse_words(query)
-    filters = {k: v for k, v in (filters or {}).items() if k in FACETS}
-    if words:
-        _collect_hits(conn, words)
-        source, order = "_hits h JOIN documents d ON d.rowid = h.rowid", "h.rank, d.doc_id"
+    filters = {k: vs for k, vs in (filters or {}).items() if k in FACETS and vs}
+    if not words:
+        source, order = "documents d", "d.published IS NULL, d.published DESC, d.doc_id"
+    elif _match(conn, words) <= COPY_LIMIT:
+        columns = ", ".join(f"d.{c}" for c in HIT_COLUMNS)
+        conn.execute("DROP TABLE IF EXISTS temp._hits")
+        conn.execute(f"CREATE TEMP TABLE _hits AS SELECT h.rowid AS rowid, h.rank AS rank, "
+                     f"{columns} FROM _ids h CROSS JOIN documents d ON d.rowid = h.rowid")
+        source, order = "_hits d", "d.rank, d.doc_id"
     else:
-        source = "documents d"
-        order = "d.published IS NULL, d.published DESC, d.doc_id"
+        source, order = "_ids h JOIN documents d ON d.rowid = h.rowid", "h.rank, d.doc_id"
 
     def where(skip_facet: str | None = None) -> tuple[str, list[Any]]:
-        clauses, params = _filters(filters, since, skip_facet)
+        clauses, params = _filters({k: v for k, v in filters.items() if k != skip_facet}, since)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-    columns = ("d.doc_id, d.site, d.title, d.published, d.publisher, d.topic, d.index_no, "
-               "d.version, d.versions, d.attachment_count, d.findings, d.url, d.final_url, "
-               "d.fetched_at, d.text, d.attachment_text")
     sql_where, params = where()
-    conn.row_factory = sqlite3.Row
-    rows = [dict(r) for r in conn.execute(
-        f"SELECT {columns} FROM {source} {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
+    page = [r[0] for r in conn.execute(
+        f"SELECT d.rowid FROM {source} {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
         [*params, limit, offset])]
+    cursor = conn.cursor()
+    cursor.row_factory = sqlite3.Row  # this query's rows only: the connection may be the caller's
+    found = {r["_rowid"]: dict(r) for r in cursor.execute(
+        f"SELECT d.rowid AS _rowid, {ROW_COLUMNS} FROM documents d "
+        f"WHERE d.rowid IN ({', '.join('?' * len(page))})", page)} if page else {}
+    rows = [found[rowid] for rowid in page if rowid in found]
     for row in rows:
+        del row["_rowid"]
         row["snippet"] = snippet(row.pop("text") or "", row.pop("attachment_text") or "", words)
     total = conn.execute(f"SELECT count(*) FROM {source} {sql_where}", params).fetchone()[0]
     facets: dict[str, list[tuple[Any, int]]] = {}
@@ -144,6 +162,12 @@ def search(conn: sqlite3.Connection, query: str = "", filters: dict[str, list[st
                 f"SELECT d.{column}, count(*) AS n FROM {source} {f_where} "
                 f"GROUP BY d.{column} ORDER BY n DESC, d.{column} LIMIT {FACET_LIMIT}", f_params)]
     return SearchResult(rows, total, facets, words)
+
+
+#: The columns of a result row (``text`` and ``attachment_text`` become its snippet).
+ROW_COLUMNS = ("d.doc_id, d.site, d.title, d.published, d.publisher, d.topic, d.index_no, "
+               "d.version, d.versions, d.attachment_count, d.findings, d.url, d.final_url, "
+               "d.fetched_at, d.text, d.attachment_text")
 
 
 def snippet(text: str, attachment_text: str, words: list[str],
