@@ -1,7 +1,7 @@
 """Build the offline cassettes of the site profiles: ``python cassettes/build.py``.
 
 Each profile gets ``cassettes/<name>.yaml`` (a vcrpy cassette, written with
-:func:`crawler.cassette.write_cassette`) holding:
+:func:`tests.cassettes.write_cassette`) holding:
 
 * real pages: bytes of ``tests/corpus/pages/NNN.html`` served at the page's real URL (manifest);
 * seed article pages: ``tests/fixtures/seed_pages/NNN.html`` (seed text in the portal's CMS
@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO))
 
 from crawler import urls  # noqa: E402
 from crawler.attachments import is_attachment  # noqa: E402
-from crawler.cassette import Interaction, write_cassette  # noqa: E402
 from crawler.pages import PageOptions, page_for  # noqa: E402
 from crawler.profiles import Profile, load_profiles  # noqa: E402
+from tests.cassettes import Interaction, write_cassette  # noqa: E402
 
 CORPUS = REPO / "tests" / "corpus"
 SEED_PAGES = REPO / "tests" / "fixtures" / "seed_pages"

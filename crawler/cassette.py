@@ -24,7 +24,9 @@ Cassettes written here are *plain*: bodies are stored decoded, without ``Content
 so cassettes recorded by vcrpy + requests (which keep ``Content-Encoding: gzip`` next to a body
 that is already decoded) replay too.
 
-:func:`write_cassette` builds a cassette from saved pages (:class:`Interaction`).
+The open cassettes belong to their crawler (:class:`CassetteLibrary`): no process-wide table.
+Building cassettes from saved pages is test and build tooling, not the crawler's:
+``tests/cassettes.py`` (``write_cassette``, ``Interaction``), used by ``cassettes/build.py``.
 """
 
 from __future__ import annotations
@@ -37,8 +39,6 @@ import os
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +56,6 @@ from vcr.record_mode import validate_record_mode
 from vcr.request import Request as VcrRequest
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
-from w3lib.url import safe_url_string
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -64,11 +63,12 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 __all__ = [
+    "AtomicFilesystemPersister",
     "CassetteDownloadHandler",
+    "CassetteError",
     "CassetteMiss",
-    "Interaction",
     "load_cassette",
-    "write_cassette",
+    "plain_response",
 ]
 
 logger = logging.getLogger(__name__)
@@ -131,15 +131,8 @@ def _header_bytes(value: str | bytes) -> bytes:
         return value
     try:
         return value.encode("latin-1")
-    except UnicodeEncodeError:  # written by hand (write_cassette) with non-latin-1 text
+    except UnicodeEncodeError:  # written by hand (tests/cassettes.py) with non-latin-1 text
         return value.encode("utf-8")
-
-
-def _header_lists(headers: dict[str, Any]) -> dict[str, list[str]]:
-    return {
-        _header_text(k): [_header_text(v) for v in (vs if isinstance(vs, list | tuple) else [vs])]
-        for k, vs in headers.items()
-    }
 
 
 def plain_response(response: dict[str, Any]) -> dict[str, Any]:
@@ -160,48 +153,6 @@ def plain_response(response: dict[str, Any]) -> dict[str, Any]:
     headers["Content-Length"] = [str(len(body))]
     response["headers"] = headers
     return response
-
-
-# --- building cassettes from saved pages ----------------------------------------------------
-
-
-@dataclass
-class Interaction:
-    """One request/response pair to put in a cassette (``headers`` are the response headers).
-
-    ``body`` is the page as a browser receives it after content decoding. The URL is made safe the
-    way Scrapy makes request URLs safe (non-ASCII percent-encoded), so it matches Scrapy's requests.
-    Remember ``/robots.txt`` when the crawl obeys robots.txt: a missing one is a cassette miss.
-    """
-
-    url: str
-    body: bytes
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    method: str = "GET"
-    request_headers: dict[str, str] = field(default_factory=dict)
-    reason: str = "OK"
-
-    def to_vcr(self) -> tuple[VcrRequest, dict[str, Any]]:
-        """This pair as vcrpy's (Request, response dict)."""
-        request = VcrRequest(self.method.upper(), safe_url_string(self.url), None,
-                             dict(self.request_headers))
-        response = {
-            "status": {"code": int(self.status), "message": self.reason},
-            "headers": _header_lists(self.headers),
-            "body": {"string": bytes(self.body)},
-        }
-        return request, plain_response(response)
-
-
-def write_cassette(path: str | os.PathLike[str], interactions: Iterable[Interaction]) -> None:
-    """Write ``interactions`` as a vcrpy YAML cassette at ``path`` (replacing it, atomically)."""
-    pairs = [i.to_vcr() for i in interactions]
-    AtomicFilesystemPersister.save_cassette(
-        path,
-        {"requests": [r for r, _ in pairs], "responses": [resp for _, resp in pairs]},
-        serializer=yamlserializer,
-    )
 
 
 class CassetteError(ValueError):
@@ -326,19 +277,19 @@ class OpenCassette:
     interactions with the same method and URI; vcrpy's own matchers still decide.
 
     Replays follow the recording order: the n-th request for a (method, URI) gets the n-th
-    recorded response, and once they are used up the last one repeats. The count lives as long as
-    the process, so a second crawl in the same process sees a page's next recorded version, or
-    the same one again.
+    recorded response, and once they are used up the last one repeats. The count belongs to
+    this open cassette (one crawler), so every crawl replays from the first recorded version,
+    in this process or another.
     """
-
-    _replays: dict[str, Counter[tuple]] = {}
 
     def __init__(self, cassette: Cassette):
         self.cassette = cassette
         self.path: str = cassette.path
         self._index: dict[tuple, list[int]] = {}
         self._indexed = 0
-        self._replayed = self._replays.setdefault(self.path, Counter())
+        self._replayed: Counter[tuple] = Counter()
+        self._loaded = len(cassette.data)  # interactions read from the file (ours follow)
+        self._stamp = _file_stamp(self.path)
 
     @staticmethod
     def _key(request: VcrRequest) -> tuple:
@@ -380,40 +331,39 @@ class OpenCassette:
         self.cassette.append(request, response)
 
     def save(self) -> None:
-        """Save what was recorded, atomically (vcrpy writes only when something changed)."""
+        """Save what was recorded, atomically (only when something was).
+
+        When the file changed since it was read (another crawler or process recording into the
+        same cassette saved first), what it holds now is read again and this crawler's
+        recordings are added to it, so neither loses the other's.
+        """
+        if not self.cassette.dirty:
+            return
         try:
+            if _file_stamp(self.path) != self._stamp:
+                self._rebase()
             self.cassette._save()
+            self._stamp = _file_stamp(self.path)
         except Exception:
             logger.exception("Could not save cassette %s", self.path)
 
-
-#: Cassettes open in this process, by path, with their users: crawlers running at the same time
-#: share one, and the last one to close drops it (the next crawl loads the file again).
-_open: dict[str, tuple[OpenCassette, set[int]]] = {}
-
-
-def _acquire(path: str, record_mode: str, user: int) -> OpenCassette:
-    if path not in _open:
-        _open[path] = (OpenCassette(load_cassette(path, record_mode)), set())
-    cassette, users = _open[path]
-    users.add(user)
-    return cassette
+    def _rebase(self) -> None:
+        ours = self.cassette.data[self._loaded:]
+        fresh = _load_cassette(self.path, self.cassette.record_mode)
+        self._loaded = len(fresh.data)
+        for request, response in ours:
+            fresh.append(request, response)
+        self.cassette = fresh
+        self._index, self._indexed = {}, 0
 
 
-def _release(path: str, user: int) -> None:
-    cassette, users = _open.get(path, (None, set()))
-    users.discard(user)
-    if cassette is not None:
-        cassette.save()
-        if not users:
-            del _open[path]
-
-
-@atexit.register
-def _save_all() -> None:
-    """Last resort for a process that stops without closing its crawlers."""
-    for cassette, _ in list(_open.values()):
-        cassette.save()
+def _file_stamp(path: str) -> tuple[int, int] | None:
+    """What tells a file changed: (mtime in ns, size); None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 class CassetteLibrary:
@@ -421,7 +371,8 @@ class CassetteLibrary:
 
     Opens the cassette of the running spider on first use, and saves on ``spider_closed``,
     ``engine_stopped`` and when the handlers close (saves are atomic and only happen when
-    something was recorded).
+    something was recorded). While a cassette is open for recording, a process that stops
+    without closing its crawler saves it at exit.
     """
 
     _by_crawler: weakref.WeakKeyDictionary[Crawler, CassetteLibrary] = weakref.WeakKeyDictionary()
@@ -432,8 +383,9 @@ class CassetteLibrary:
         self.file: str | None = settings.get("GOVCRAWL_CASSETTE") or None
         self.dir: str | None = settings.get("GOVCRAWL_CASSETTE_DIR") or None
         self.record_mode = validate_record_mode(settings.get("GOVCRAWL_RECORD_MODE") or "none")
-        self._paths: set[str] = set()
+        self._open: dict[str, OpenCassette] = {}
         self._current: tuple[Any, OpenCassette] | None = None
+        self._at_exit = False
         crawler.signals.connect(self.save, signal=signals.spider_closed)
         crawler.signals.connect(self.close, signal=signals.engine_stopped)
 
@@ -461,20 +413,25 @@ class CassetteLibrary:
         spider = self.crawler.spider
         if self._current is None or self._current[0] is not spider:
             path = self.path()
-            self._paths.add(path)
-            self._current = (spider, _acquire(path, self.record_mode, id(self)))
+            if path not in self._open:
+                self._open[path] = OpenCassette(load_cassette(path, self.record_mode))
+                if self.record_mode != "none" and not self._at_exit:
+                    atexit.register(self.save)
+                    self._at_exit = True
+            self._current = (spider, self._open[path])
         return self._current[1]
 
     def save(self) -> None:
-        for path in self._paths:
-            if path in _open:
-                _open[path][0].save()
+        for cassette in self._open.values():
+            cassette.save()
 
     def close(self) -> None:
-        for path in self._paths:
-            _release(path, id(self))
-        self._paths.clear()
+        self.save()
+        self._open.clear()
         self._current = None
+        if self._at_exit:
+            atexit.unregister(self.save)
+            self._at_exit = False
 
 
 # --- the download handler ---------------------------------------------------------------------

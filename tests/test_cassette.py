@@ -25,7 +25,8 @@ import vcr
 import yaml
 from vcr.request import Request as VcrRequest
 
-from crawler.cassette import Interaction, load_cassette, write_cassette
+from crawler.cassette import load_cassette
+from tests.cassettes import Interaction, write_cassette
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = REPO / "tests" / "corpus" / "pages"
@@ -450,3 +451,46 @@ def test_records_through_playwright_handler(tmp_path, site):
     [replayed] = run["responses"]
     assert replayed["flags"] == ["cassette"]
     assert replayed["body"] == live["body"] and replayed["text"] == live["text"]
+
+
+# --- open cassettes belong to their crawler ---------------------------------------------------
+
+
+def _recorded(url: str, body: bytes) -> tuple[VcrRequest, dict]:
+    return Interaction(url, body, headers={"Content-Type": "text/html"}).to_vcr()
+
+
+def test_two_crawlers_recording_into_one_cassette_keep_both(tmp_path):
+    """No process-wide table shares an open cassette: each crawler saves its own recordings on top
+    of what the file holds by then, so one crawler's save never drops another's."""
+    from crawler.cassette import OpenCassette
+
+    path = tmp_path / "shared.yaml"
+    write_cassette(path, [Interaction("http://www.example.gov.cn/robots.txt", ROBOTS)])
+    first = OpenCassette(load_cassette(path, "new_episodes"))
+    second = OpenCassette(load_cassette(path, "new_episodes"))
+    first.record(*_recorded("http://www.example.gov.cn/a.html", b"<p>a</p>"))
+    second.record(*_recorded("http://www.example.gov.cn/b.html", b"<p>b</p>"))
+    first.save()
+    second.save()
+    first.save()  # nothing new: the file stays as the second crawler left it
+    saved = load_cassette(path)
+    assert [r.uri for r in saved.requests] == [
+        "http://www.example.gov.cn/robots.txt", "http://www.example.gov.cn/a.html",
+        "http://www.example.gov.cn/b.html"]
+    assert saved.responses[2]["body"]["string"] == b"<p>b</p>"
+
+
+def test_each_crawl_in_a_process_replays_from_the_first_version(tmp_path):
+    """Replay order is counted per crawler: a second crawl in the same process sees what a crawl
+    in a new process sees (the first recorded version), not the next one."""
+    url = "http://www.example.gov.cn/robots-free/page.html"
+    cassette = tmp_path / "versions.yaml"
+    write_cassette(cassette, [Interaction(url, b"<html><body>version 1</body></html>",
+                                          headers={"Content-Type": "text/html"}),
+                              Interaction(url, b"<html><body>version 2</body></html>",
+                                          headers={"Content-Type": "text/html"})])
+    runs = crawl(tmp_path, [url], crawls=2, GOVCRAWL_CASSETTE=str(cassette),
+                 ROBOTSTXT_OBEY=False)
+    assert [r["body"] for run in runs for r in run["responses"]] == [
+        b"<html><body>version 1</body></html>"] * 2
