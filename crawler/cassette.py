@@ -102,7 +102,21 @@ class CassetteMiss(Exception):
 
 
 class AtomicFilesystemPersister(FilesystemPersister):
-    """vcrpy's filesystem persister, but a save never leaves a half-written cassette behind."""
+    """vcrpy's filesystem persister, but a save never leaves a half-written cassette behind, and a
+    file that cannot be a cassette is an error, not an empty cassette to record over."""
+
+    @classmethod
+    def load_cassette(cls, cassette_path: str | os.PathLike[str], serializer: Any) -> Any:
+        path = Path(cassette_path)
+        if path.exists() and not path.is_file():
+            raise CassetteError("not a file")
+        if path.is_file():
+            try:
+                path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CassetteError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                                    f"offset {exc.start}): not a vcrpy cassette") from None
+        return super().load_cassette(cassette_path, serializer)
 
     @staticmethod
     def save_cassette(cassette_path: str | os.PathLike[str], cassette_dict: dict[str, Any],
@@ -161,6 +175,14 @@ class CassetteError(ValueError):
 
 def _problem(exc: Exception) -> str:
     """What is wrong with a cassette, in words (not a bare key name or a constructor's error)."""
+    cause = exc.__cause__
+    if isinstance(exc, ValueError) and isinstance(cause, yaml.constructor.ConstructorError):
+        exc = cause  # vcrpy wraps the YAML loader's refusal of a tag
+    if isinstance(exc, yaml.constructor.ConstructorError) and exc.problem:
+        tag = exc.problem.rpartition("tag ")[2]
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"unsupported YAML tag {tag}{where} (not a vcrpy cassette)"
     if isinstance(exc, yaml.YAMLError):
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -170,17 +192,33 @@ def _problem(exc: Exception) -> str:
         return f"no {exc.args[0]!r} key (not a vcrpy cassette)"
     if isinstance(exc, TypeError | AttributeError):
         return "its interactions are not request/response mappings (not a vcrpy cassette)"
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
+    if "older version" in str(exc):
+        return "a vcrpy cassette from before vcrpy 1.0 (no 'interactions' key): re-record it"
+    return " ".join(str(exc).split()) or "not a vcrpy cassette"
+
+
+def _usable_response(response: Any) -> bool:
+    """True when a recorded response has what replay needs: a status code (100-999), headers
+    of text values and a body mapping with its ``string``."""
+    if not isinstance(response, dict):
+        return False
+    status, headers, body = response.get("status"), response.get("headers", {}), response.get(
+        "body")
+    code = status.get("code") if isinstance(status, dict) else None
+    return (isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 999
+            and isinstance(headers, dict)
+            and all(isinstance(v, str | bytes) or (isinstance(v, list) and all(
+                isinstance(x, str | bytes) for x in v)) for v in headers.values())
+            and isinstance(body, dict) and isinstance(body.get("string", b""),
+                                                      str | bytes | None))
 
 
 def _check_interactions(cassette: Cassette) -> None:
-    """Every recorded response has what replay needs: a status code, headers and a body."""
+    """Every recorded response has what replay needs (:func:`_usable_response`)."""
     for number, (_request, response) in enumerate(cassette.data, 1):
-        if not (isinstance(response, dict) and isinstance(response.get("status"), dict)
-                and isinstance(response["status"].get("code"), int)
-                and isinstance(response.get("headers", {}), dict) and "body" in response):
-            raise CassetteError(f"interaction {number}: the response needs status.code, "
-                                "headers and body (not a vcrpy cassette)")
+        if not _usable_response(response):
+            raise CassetteError(f"interaction {number}: the response needs status.code "
+                                "(100-999), headers and body.string (not a vcrpy cassette)")
 
 
 def load_cassette(path: str | os.PathLike[str], record_mode: str = "none") -> Cassette:
@@ -190,12 +228,15 @@ def load_cassette(path: str | os.PathLike[str], record_mode: str = "none") -> Ca
     """
     record_mode = validate_record_mode(record_mode)
     try:
+        if record_mode == "none" and Path(path).is_file() and not Path(path).read_bytes().strip():
+            raise CassetteError("empty file, no recorded interactions (a cut-off write?)")
         cassette = _load_cassette(path, record_mode)
         _check_interactions(cassette)
     except CassetteError as exc:
         raise CassetteError(f"cassette {os.fspath(path)}: {exc}") from None
-    except UnicodeDecodeError:
-        raise CassetteError(f"cassette {os.fspath(path)}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CassetteError(f"cassette {os.fspath(path)}: cannot read: "
+                            f"{exc.strerror or exc}") from None
     except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as exc:
         raise CassetteError(f"cassette {os.fspath(path)}: {_problem(exc)}") from None
     return cassette

@@ -184,10 +184,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     overrides.setdefault("GOVCRAWL_EXTRACT_WORKERS", 0)
     if args.cassette:
         overrides["GOVCRAWL_CASSETTE"] = args.cassette
-        replay_only = overrides.get("GOVCRAWL_RECORD_MODE", "none") == "none"
-        if replay_only and not Path(args.cassette).exists():
-            raise UsageError(f"cassette not found: {args.cassette}")
-        check_cassettes([Path(args.cassette)])
     # One page: no progress line; a crawl report only when something is archived.
     overrides["EXTENSIONS"] = {"crawler.extensions.Progress": None}
     if not args.archive:  # nothing to keep: extraction only
@@ -195,6 +191,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         overrides["EXTENSIONS"]["crawler.extensions.CrawlReport"] = None
     settings = project_settings(overrides)
     check_extract_workers(settings)
+    if args.cassette:
+        check_cassettes([Path(args.cassette)], settings.get("GOVCRAWL_RECORD_MODE") or "none")
     if args.archive:  # keep a log of what was archived; the terminal gets only the one error line
         log_to_file(args, settings, "fetch")
         check_archive(settings)
@@ -222,13 +220,17 @@ class FetchFailed(Exception):
 # --- crawl ------------------------------------------------------------------------------------
 
 
-def check_cassettes(paths: list[Path]) -> None:
-    """Refuse, before crawling, a cassette file that is not a usable vcrpy cassette (exit 2)."""
+def check_cassettes(paths: list[Path], record_mode: str) -> None:
+    """Refuse, before crawling, a cassette that is not a usable vcrpy cassette, or none at all
+    when the crawl may only replay (exit 2)."""
     from crawler.cassette import load_cassette
 
     for path in paths:
-        if path.is_file():
-            load_cassette(path)  # CassetteError names the file and the problem
+        if path.exists():
+            load_cassette(path, record_mode)  # CassetteError names the file and the problem
+        elif record_mode == "none":
+            raise UsageError(f"cassette not found: {path} (replay only; --record-mode once "
+                             "would record it)")
 
 
 def available_spiders(settings: Any) -> list[str]:
@@ -328,7 +330,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     if not sites:
         raise UsageError("name at least one site, or --all (see: govcrawl sites)")
     if args.cassettes:
-        check_cassettes([Path(args.cassettes) / f"{site}.yaml" for site in sites])
+        check_cassettes([Path(args.cassettes) / f"{site}.yaml" for site in sites],
+                        settings.get("GOVCRAWL_RECORD_MODE") or "none")
     check_archive(settings)
     log_path = log_to_file(args, settings, sites[0] if len(sites) == 1 else "crawl")
     live = log_path is not None and sys.stderr.isatty()
