@@ -219,6 +219,9 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                           f"offset {exc.start}): a profile is a YAML text file") from None
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
     profile = parse_profile(data, str(path))

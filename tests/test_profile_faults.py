@@ -65,3 +65,20 @@ def test_fetch_works_beside_a_broken_profile(govcrawl, profiles, tmp_path):
                     env={"GOVCRAWL_PROFILES": str(profiles)}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["text"].startswith("2022年,全市法治政府建设工作坚持")
+
+
+def test_a_profile_file_that_is_not_text_is_one_invalid_profile(govcrawl, profiles, tmp_path):
+    """A binary file saved as a profile (not UTF-8) is reported like any broken profile: it did
+    stop every command with a UnicodeDecodeError, fetch and sites included."""
+    (profiles / "image.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    env = {"GOVCRAWL_PROFILES": str(profiles)}
+    listing = govcrawl("sites", env=env, cwd=tmp_path)
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines()}
+    assert "INVALID" in rows["image"] and "INVALID" not in rows["ningbo"]
+    assert "image.yaml: not UTF-8 text (byte 0x89 at offset 0)" in rows["image"]
+    assert "UnicodeDecodeError" not in listing.stderr
+    proc = govcrawl("crawl", "image", env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    [line] = stderr_lines(proc)
+    assert "image.yaml: not UTF-8 text" in line
+    test_fetch_works_beside_a_broken_profile(govcrawl, profiles, tmp_path)
