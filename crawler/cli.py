@@ -64,11 +64,15 @@ def print_document(data: dict[str, Any], as_json: bool) -> None:
 # --- fetch ------------------------------------------------------------------------------------
 
 
-def validate_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"not an http(s) URL: {url!r}")
-    return url
+def validate_url(url: str, settings: Any) -> str:
+    """``url`` if it can be requested (:func:`crawler.urls.check_url`, within Scrapy's
+    ``URLLENGTH_LIMIT``), else a one-line :class:`UsageError`, before anything is fetched."""
+    from crawler.urls import BadURL, check_url
+
+    try:
+        return check_url(url, settings.getint("URLLENGTH_LIMIT"))
+    except BadURL as exc:
+        raise UsageError(str(exc)) from None
 
 
 def common_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -178,7 +182,6 @@ def fetch_site(url: str) -> str | None:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from crawler.runner import project_settings, run_spiders
 
-    url = validate_url(args.url)
     overrides = {"LOG_LEVEL": "CRITICAL", **common_overrides(args)}  # we print the one error line
     # One page: extraction inline, a worker pool would cost more to start than it saves.
     overrides.setdefault("GOVCRAWL_EXTRACT_WORKERS", 0)
@@ -190,6 +193,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         overrides["ITEM_PIPELINES"] = {"pipelines.extract.ExtractionPipeline": 100}
         overrides["EXTENSIONS"]["crawler.extensions.CrawlReport"] = None
     settings = project_settings(overrides)
+    url = validate_url(args.url, settings)
     check_extract_workers(settings)
     if args.cassette:
         check_cassettes([Path(args.cassette)], settings.get("GOVCRAWL_RECORD_MODE") or "none")

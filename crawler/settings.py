@@ -126,6 +126,11 @@ DOWNLOAD_HANDLERS = {
 }
 DOWNLOADER_MIDDLEWARES = {
     "crawler.politeness.CrawlDelayMiddleware": 110,
+    # Scrapy's redirects, failing at the first repeated URL (crawler.redirects), same places.
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "crawler.redirects.MetaRefreshMiddleware": 580,
+    "crawler.redirects.RedirectMiddleware": 600,
 }
 #: Makes the crawl id (GOVCRAWL_CRAWL_ID) once per crawler, before its settings freeze; with
 #: GOVCRAWL_REDIS_URL, joins the cluster crawl (crawler.addons.Cluster).

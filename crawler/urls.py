@@ -9,11 +9,12 @@ the parameter lists are data (``crawler/tables/urls.yaml``).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import cache
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
 
@@ -63,6 +64,75 @@ def is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+class BadURL(ValueError):
+    """A URL that cannot be requested, with what is wrong in words (one line)."""
+
+
+#: A host name label (letters, digits, hyphens inside; ``_`` as browsers accept it), after IDNA.
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_BRACKETED = re.compile(r"\[([^\[\]]*)\](?::(.*))?")
+
+
+def check_url(url: str, max_length: int | None = None) -> str:
+    """``url`` when it can be requested: an absolute http(s) URL of at most ``max_length``
+    characters, whose host is a valid name, IPv4 or bracketed IPv6 address and whose port, if
+    any, is 1-65535; else :class:`BadURL` saying what is wrong (checked before any request)."""
+    if max_length and len(url) > max_length:
+        raise BadURL(f"URL is {len(url):,} characters long, more than the {max_length:,} a "
+                     "request may have (URLLENGTH_LIMIT)")
+    shown = url if len(url) <= 200 else url[:200] + "…"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # urlsplit checks brackets and what is inside them
+        unbalanced = " (a '[' without its ']')" if "Invalid IPv6" in str(exc) else ""
+        raise BadURL(f"bad IPv6 address{unbalanced}: {shown!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadURL(f"not an http(s) URL: {shown!r}")
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at:
+        raise BadURL(f"a user name or password in the URL is not supported: {shown!r}")
+    if hostport.startswith("["):
+        bracketed = _BRACKETED.fullmatch(hostport)
+        if bracketed is None:
+            raise BadURL(f"bad IPv6 address {hostport!r}: expected [address] or [address]:port")
+        host, port = bracketed.group(1), bracketed.group(2)
+        try:
+            ipaddress.IPv6Address(unquote(host))
+        except ValueError:
+            raise BadURL(f"bad IPv6 address [{host}]") from None
+    else:
+        host, _, port = hostport.partition(":")
+        if port == "" and not hostport.endswith(":"):
+            port = None
+        _check_host_name(host)
+    if port:
+        if not port.isdigit():
+            raise BadURL(f"port {port!r} is not a number")
+        if not 1 <= int(port) <= 65535:
+            raise BadURL(f"port {int(port)} is out of range (1-65535)")
+    return url
+
+
+def _check_host_name(host: str) -> None:
+    """A DNS name (IDNA for non-ASCII) or a dotted IPv4 address, as browsers accept them."""
+    if not host:
+        raise BadURL("the URL has no host")
+    shown = host if len(host) <= 80 else host[:80] + "…"
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise BadURL(f"bad host name {shown!r}") from None
+    name = ascii_host[:-1] if ascii_host.endswith(".") else ascii_host
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise BadURL(f"bad host name {shown!r}")
+    if labels[-1].isdigit():  # ends in a number: an IPv4 address, as a browser reads it
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            raise BadURL(f"bad IPv4 address {shown!r}") from None
 
 
 def url_extension(url: str) -> str:

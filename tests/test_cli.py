@@ -56,14 +56,30 @@ def test_extract_missing_file_is_one_line_exit_2(capsys):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     article = (CORPUS / "pages" / "003.html").read_bytes()
+    hits: list[str] = []  # every path requested, in order
 
     def do_GET(self):  # noqa: N802 (http.server API)
-        if self.path == "/art/2016/11/22/art_1621004_30332664.html":
+        self.hits.append(self.path)
+        if self.path.startswith("/loop/"):  # /loop/0 -> /loop/1 -> /loop/2 -> /loop/0 ...
+            self._redirect(f"/loop/{(int(self.path.rsplit('/', 1)[1]) + 1) % 3}")
+        elif self.path == "/self":
+            self._redirect("/self")
+        elif self.path == "/session" and "sid=1" not in (self.headers.get("Cookie") or ""):
+            self._redirect("/session", cookie="sid=1")  # first visit: set the session, again
+        elif self.path in ("/art/2016/11/22/art_1621004_30332664.html", "/session"):
             self._send(200, "text/html; charset=utf-8", self.article)
         elif self.path == "/report.pdf":
             self._send(200, "application/pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
         else:
             self._send(404, "text/html; charset=utf-8", "<h1>404 页面不存在</h1>".encode())
+
+    def _redirect(self, location: str, cookie: str | None = None) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        if cookie:
+            self.send_header("Set-Cookie", f"{cookie}; Path=/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
@@ -122,6 +138,52 @@ def test_fetch_bad_url_exit_2(url, govcrawl):
     proc = govcrawl("fetch", url)
     assert proc.returncode == 2
     assert "not an http(s) URL" in _one_line_error(proc)
+
+
+#: bad URLs -> words the one error line must have (checked before any request)
+BAD_URLS = {
+    "/" + "a" * 5000: "characters long, more than the 2,083",  # on the test server: a request
+    # would show in its hits
+    "http://127.0.0.1:99999/": "port 99999 is out of range (1-65535)",
+    "http://127.0.0.1:0/": "port 0 is out of range",
+    "http://127.0.0.1:8o8o/": "port '8o8o' is not a number",
+    "http://[::1": "bad IPv6 address (a '[' without its ']')",
+    "http://[::1]]/": "bad IPv6 address '[::1]]'",
+    "http://[zz]/": "bad IPv6 address",
+    "http://www..gov.cn/": "bad host name 'www..gov.cn'",
+    "http://ex ample.gov.cn/": "bad host name",
+    "http://999.1.1.1/": "bad IPv4 address '999.1.1.1'",
+    "http://user:pw@127.0.0.1/": "user name or password",
+}
+
+
+@pytest.mark.parametrize("url", list(BAD_URLS), ids=lambda u: u[:24])
+def test_fetch_refuses_a_bad_url_before_any_request(url, server, govcrawl):
+    _Handler.hits.clear()
+    proc = govcrawl("fetch", server + url if url.startswith("/") else url)
+    assert proc.returncode == 2
+    line = _one_line_error(proc)
+    assert BAD_URLS[url] in line
+    assert "Error" not in line and "Exception" not in line  # words, not exception names
+    assert _Handler.hits == []
+
+
+@pytest.mark.parametrize(("path", "requests"), [
+    ("/self", ["/self"]), ("/loop/0", ["/loop/0", "/loop/1", "/loop/2"])])
+def test_fetch_stops_a_redirect_loop_at_the_first_repeated_url(path, requests, server, govcrawl):
+    _Handler.hits.clear()
+    line = _one_line_error(govcrawl("fetch", server + path))
+    chain = [server + p for p in [*requests, requests[0]]]
+    assert line == f"govcrawl: fetch failed: redirect loop: {' -> '.join(chain)}"
+    assert _Handler.hits == requests  # not the 21 requests of REDIRECT_MAX_TIMES
+
+
+def test_fetch_follows_a_redirect_to_itself_that_sets_a_session_cookie(server, govcrawl):
+    _Handler.hits.clear()
+    proc = govcrawl("fetch", f"{server}/session", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["title"] == GOLD["003"]["title"]
+    assert _Handler.hits == ["/session", "/session"]
 
 
 def test_fetch_from_a_cassette_offline(govcrawl, tmp_path):

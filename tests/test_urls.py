@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
+import pytest
+
 from crawler import urls
+from crawler.urls import BadURL, check_url
 from tests.conftest import REPO
 
 
@@ -72,3 +76,22 @@ def test_dedup_does_not_import_listing():
     code = ("import sys, crawler.dedup, crawler.dedup.state; "
             "sys.exit('crawler.listing' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
+
+
+@pytest.mark.parametrize("url", [
+    "http://www.gov.cn/zhengce/2023-01/01/content_1.htm", "https://www.sz.gov.cn:8080/a?b=1#c",
+    "http://政府.中国/", "http://[::1]:8080/x", "http://[fe80::1%25eth0]/", "http://1.2.3.4/",
+    "http://localhost/", "http://a_b.gov.cn/", "http://www.gov.cn./", "http://www.gov.cn:/"])
+def test_check_url_accepts_what_browsers_request(url):
+    assert check_url(url, 2083) == url
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("http://www.gov.cn/" + "a" * 3000, "3,018 characters long"),
+    ("http://a.gov.cn:65536/", "out of range"), ("http://[::1/", "without its ']'"),
+    ("http://[::1]x/", "bad IPv6 address"), ("http://[1.2.3.4]/", "bad IPv6 address"),
+    ("http://a-.gov.cn/", "bad host name"), ("http://" + "a" * 64 + ".cn/", "bad host name"),
+    ("http://1.2.3.4.5/", "bad IPv4 address"), ("mailto:a@b.cn", "not an http(s) URL")])
+def test_check_url_says_what_is_wrong(url, words):
+    with pytest.raises(BadURL, match=re.escape(words)):
+        check_url(url, 2083)
