@@ -166,3 +166,33 @@ def test_crawl_reports_a_binary_page_as_not_a_document(name: str, kind: str):
     stats = crawler.stats.get_stats()
     assert stats["govcrawl/not_document/binary"] == 1
     assert "govcrawl/not_document/no_content" not in stats
+
+
+PAGE_049 = Path(__file__).resolve().parent / "corpus" / "pages" / "049.html"
+
+
+@pytest.mark.parametrize("data", [
+    lambda: __import__("zlib").compress(PAGE_049.read_bytes()),  # deflate, no Content-Encoding
+    lambda: __import__("random").Random(7).randbytes(20_000),  # encrypted or random bytes
+    lambda: next(Path("/usr/share/fonts").rglob("*.ttf")).read_bytes()
+    if Path("/usr/share/fonts").is_dir() and any(Path("/usr/share/fonts").rglob("*.ttf"))
+    else b"\x00\x01\x00\x00\x00\x10\x01\x00\x00\x04" * 400,  # a TrueType font (no magic)
+], ids=["zlib-stream", "random", "truetype"])
+def test_binary_without_a_known_magic_is_not_a_document(data, tmp_path: Path, capsys):
+    """Bytes no magic names were taken for an HTML page: garbage came out as text with
+    is_document true. Their control bytes tell them from text."""
+    body = data()
+    assert sniff(body).binary
+    doc = extract_bytes(body, "https://www.example.gov.cn/a.html")
+    assert doc.is_document is False and doc.text == ""
+    path = tmp_path / "page.html"
+    path.write_bytes(body)
+    assert main(["extract", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "not a document (binary data of no known format)" in captured.err
+
+
+def test_utf16_page_without_a_bom_is_still_a_page():
+    text = PAGE_049.read_text(encoding="utf-8")
+    for encoding in ("utf-16-le", "utf-16-be"):
+        assert sniff(text.encode(encoding)) is None

@@ -107,7 +107,32 @@ def sniff(data: bytes) -> Sniffed | None:
     # or an image may hold a PDF's first bytes within its own first kilobyte)
     if _magic(containers["pdf"]["magic"]) in head[:containers["pdf"]["search"]]:
         return Sniffed("pdf")
+    if _unknown_binary(data):
+        return Sniffed("binary data of no known format", binary=True)
     return None
+
+
+#: C0 control bytes text does not use (tab, LF, VT, FF, CR and ESC are allowed), and DEL.
+_CONTROL = bytes([*range(0x00, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _unknown_binary(data: bytes) -> bool:
+    """True when bytes without a known magic are no text: too many control bytes (fonts,
+    encrypted or compressed data, random bytes); see ``unknown_binary`` in the table."""
+    rule = _table()["unknown_binary"]
+    sample = data[:rule["sample"]]
+    if not sample or sample.startswith(_BOMS):
+        return False
+    controls = len(sample) - len(sample.translate(None, _CONTROL))
+    if controls <= rule["max_control_share"] * len(sample):
+        return False
+    # UTF-16 text without a BOM: its NULs (the high bytes of ASCII) are its control bytes, all
+    # on one side
+    nuls = [i % 2 for i, byte in enumerate(sample) if byte == 0]
+    utf16 = bool(nuls) and len(nuls) >= controls * rule["utf16_parity"] and max(
+        nuls.count(0), nuls.count(1)) >= rule["utf16_parity"] * len(nuls)
+    return not utf16
 
 
 def _zip_format(data: bytes) -> str | None:
