@@ -109,3 +109,51 @@ def test_warc_holds_every_exchange_and_wacz_indexes_them(tmp_path):
                          for n in names).decode("utf-8", "replace")
     for url in (ROBOTS_URL, LIST_URL, MOVED_URL, GONE_URL):
         assert json.dumps(url)[1:-1] in index, url
+
+
+CHALLENGED_URL = "http://www.liuzhi.gov.cn/zwgk/zdlygk/fzzfjs/202302/t20230211_78400002.html"
+BROKEN_URL = "http://www.liuzhi.gov.cn/zwgk/zdlygk/fzzfjs/202302/t20230212_78400003.html"
+CHALLENGE_PAGE = Path(__file__).resolve().parent / "fixtures" / "challenges" / (
+    "cloudflare_managed_403.html")
+
+
+def test_warc_holds_challenge_pages_and_every_retry_of_a_server_error(tmp_path):
+    """A challenge page (the real Cloudflare 403) and a server error (500, retried) are exchanges
+    too: each is in the WARC as received, every retry its own record, none of them a document."""
+    path = edited_cassette(tmp_path / "cassettes")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    template = data["interactions"][0]
+    for interaction in data["interactions"]:
+        if interaction["request"]["uri"] == LIST_URL:
+            interaction["response"]["body"]["string"] = interaction["response"]["body"][
+                "string"].replace("</ul>", "".join(
+                    f'<li><a href="{url.rsplit("/", 2)[1]}/{url.rsplit("/", 1)[1]}">{title}</a>'
+                    "<span>2023-02-11</span></li>\n" for url, title in (
+                        (CHALLENGED_URL, "关于开展法治宣传的通知"),
+                        (BROKEN_URL, "关于法治政府建设的公告"))) + "</ul>")
+    challenge = CHALLENGE_PAGE.read_text(encoding="utf-8")
+    for url, code, message, body in ((CHALLENGED_URL, 403, "Forbidden", challenge),
+                                     (BROKEN_URL, 500, "Internal Server Error", "error")):
+        data["interactions"].append({
+            "request": {**template["request"], "uri": url},
+            "response": {"status": {"code": code, "message": message},
+                         "headers": {"Content-Type": ["text/html; charset=UTF-8"],
+                                     "Content-Length": [str(len(body.encode()))]},
+                         "body": {"string": body}}})
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    archive = tmp_path / "archive"
+    proc = run_govcrawl("crawl", "liuzhi", "--cassettes", str(path.parent), "--archive",
+                        str(archive), "--state-dir", str(tmp_path / "state"),
+                        "-s", "RETRY_TIMES=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = warc_records(archive)
+    responses = [(url, status) for kind, url, status, _ in records if kind == "response"]
+    assert responses.count((CHALLENGED_URL, 403)) == 1
+    assert responses.count((BROKEN_URL, 500)) == 3  # the first try and its 2 retries
+    requests = [url for kind, url, _, _ in records if kind == "request"]
+    assert sorted(requests) == sorted(url for url, _ in responses)
+    with gzip.open(next(archive.glob("crawls/*/warc/*.warc.gz")), "rb") as fh:
+        assert b"_cf_chl_opt" in fh.read()  # the challenge page's bytes, as received
+    urls = {json.loads(p.read_text(encoding="utf-8"))["url"]
+            for p in archive.glob("docs/*/*/v*/meta.json")}
+    assert CHALLENGED_URL not in urls and BROKEN_URL not in urls
