@@ -3,9 +3,10 @@
 Scrapy's redirect middlewares follow up to ``REDIRECT_MAX_TIMES`` (20) hops, so a page that
 redirects to itself, or two that redirect to each other, costs twenty requests (and, with
 AutoThrottle's delay, tens of seconds) before it fails as "max redirections reached". These
-subclasses fail it at the first URL the chain already went through: ``redirect loop: A -> B -> A``
-(stat ``govcrawl/errors/redirect_loop``). One repeat is allowed when the redirecting response set
-a cookie, as a site that redirects a first visit to itself once its session cookie is set does.
+subclasses fail it at the first URL the chain already went through with :class:`RedirectLoop`,
+``redirect loop: A -> B -> A`` (the spiders count it as ``govcrawl/errors/RedirectLoop``). One
+repeat is allowed when the redirecting response set a cookie, as a site that redirects a first
+visit to itself once its session cookie is set does.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ if TYPE_CHECKING:
 SET_COOKIE_META = "govcrawl_redirect_set_cookie"
 
 
+class RedirectLoop(IgnoreRequest):
+    """A redirect to a URL the chain already went through."""
+
+
 def _without_fragment(url: str) -> str:
     return url.partition("#")[0]
 
 
 class LoopGuard:
     """Mixin for Scrapy's redirect middlewares: a redirect to a URL already in the chain fails."""
-
-    crawler: Any
 
     def _build_redirect_request(self, source_request: Request, response: Response, *,
                                 url: str, **kwargs: Any) -> Request:
@@ -44,8 +47,7 @@ class LoopGuard:
         target = _without_fragment(redirected.url)
         seen = [_without_fragment(u) for u in chain].count(target)
         if seen and not (seen == 1 and redirected.meta.get(SET_COOKIE_META)):
-            self.crawler.stats.inc_value("govcrawl/errors/redirect_loop")
-            raise IgnoreRequest(f"redirect loop: {' -> '.join([*chain, redirected.url])}")
+            raise RedirectLoop(f"redirect loop: {' -> '.join([*chain, redirected.url])}")
         return super()._redirect(redirected, request, reason)  # type: ignore[misc]
 
 

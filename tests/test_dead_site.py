@@ -59,3 +59,28 @@ def test_a_site_whose_columns_all_404_exits_1(tmp_path):
     assert proc.returncode == 1
     [line] = [line for line in proc.stderr.splitlines() if "site down" in line]
     assert "all 2 start URL(s) failed" in line and "HTTP 404" in line
+
+
+class SelfRedirect(BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self):
+        self.hits.append(self.path)
+        self.send_response(302)
+        self.send_header("Location", self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_start_url_that_redirects_to_itself_is_one_request_and_one_error(tmp_path):
+    with local_server(SelfRedirect) as base:
+        write_profile(tmp_path, "loop", [f"{base}/zwgk/index.html"])
+        proc = crawl(tmp_path, "loop", "-s", "ROBOTSTXT_OBEY=False")
+    assert proc.returncode == 1
+    [line] = [line for line in proc.stderr.splitlines() if "site down" in line]
+    assert f"redirect loop: {base}/zwgk/index.html -> {base}/zwgk/index.html" in line
+    assert SelfRedirect.hits == ["/zwgk/index.html"]  # not REDIRECT_MAX_TIMES + 1 requests
+    assert "loop: errors: RedirectLoop=1\n" in proc.stdout  # counted once
