@@ -18,34 +18,45 @@ from scrapy.utils.misc import load_object
 logger = logging.getLogger(__name__)
 
 
+def robots_crawl_delay(crawler: Any, body: bytes) -> float | None:
+    """The ``Crawl-delay`` a robots.txt ``body`` asks of our user agent (``ROBOTSTXT_PARSER``,
+    ``ROBOTSTXT_USER_AGENT`` or ``USER_AGENT``), capped by ``GOVCRAWL_MAX_CRAWL_DELAY``; None when
+    it asks none or cannot be read (an unreadable robots.txt is Scrapy's to report, not ours)."""
+    settings = crawler.settings
+    user_agent = settings.get("ROBOTSTXT_USER_AGENT") or settings.get("USER_AGENT")
+    try:
+        parser = load_object(settings.get("ROBOTSTXT_PARSER")).from_crawler(crawler, body)
+        delay = parser.crawl_delay(user_agent)
+    except Exception:
+        return None
+    if not delay:
+        return None
+    return min(float(delay), settings.getfloat("GOVCRAWL_MAX_CRAWL_DELAY", 30.0))
+
+
+def is_robots_txt(url: str) -> bool:
+    return urlsplit(url).path == "/robots.txt"
+
+
 class CrawlDelayMiddleware:
     """Downloader middleware: per-host minimum delay from robots.txt ``Crawl-delay``."""
 
-    def __init__(self, crawler: Any, max_delay: float):
+    def __init__(self, crawler: Any):
         self.crawler = crawler
-        self.max_delay = max_delay
-        self.parser_class = load_object(crawler.settings.get("ROBOTSTXT_PARSER"))
-        self.user_agent = crawler.settings.get("ROBOTSTXT_USER_AGENT") or crawler.settings.get(
-            "USER_AGENT")
         self.delays: dict[str, float] = {}  # download slot key -> minimum delay
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> CrawlDelayMiddleware:
         if not crawler.settings.getbool("ROBOTSTXT_OBEY"):
             raise NotConfigured("ROBOTSTXT_OBEY is off")
-        middleware = cls(crawler, crawler.settings.getfloat("GOVCRAWL_MAX_CRAWL_DELAY", 30.0))
+        middleware = cls(crawler)
         crawler.signals.connect(middleware.enforce, signal=signals.response_downloaded)
         return middleware
 
     def process_response(self, request: Any, response: Any) -> Any:
-        if urlsplit(request.url).path == "/robots.txt" and response.status == 200:
-            try:
-                parser = self.parser_class.from_crawler(self.crawler, response.body)
-                delay = parser.crawl_delay(self.user_agent)
-            except Exception:  # an unreadable robots.txt is Scrapy's to report, not ours
-                delay = None
+        if is_robots_txt(request.url) and response.status == 200:
+            delay = robots_crawl_delay(self.crawler, response.body)
             if delay:
-                delay = min(float(delay), self.max_delay)
                 key = self.crawler.engine.downloader.get_slot_key(request)
                 self.delays[key] = delay
                 self.crawler.stats.inc_value("govcrawl/politeness/crawl_delay_hosts")

@@ -72,6 +72,9 @@ GOVCRAWL_REDIS_URL = None
 GOVCRAWL_REDIS_LEASE_TTL = 60.0
 #: Longest wait (seconds) between two tries while Redis is unreachable.
 GOVCRAWL_REDIS_RETRY_MAX = 30.0
+#: Seconds a host lease (one request in transfer, crawler/cluster_politeness.py) lives without
+#: renewal: a dead worker's share of a host's concurrency comes back after this.
+GOVCRAWL_REDIS_HOST_LEASE_TTL = 10.0
 
 # --- dedup (crawler/dedup, pipelines/dedup.py) -------------------------------------------------
 #: Dedup state URI; None: ``sqlite:///<GOVCRAWL_STATE_DIR>/dedup.sqlite``.
