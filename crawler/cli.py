@@ -277,26 +277,31 @@ def crawl_report(result: Any) -> dict[str, Any]:
     return build_report(result.spider, result.stats, result.stats.get("govcrawl/crawl_id"))
 
 
+def check_redis(url: str) -> None:
+    """A Redis URL (``redis://HOST:PORT/DB``) that answers, else exit 2."""
+    import redis
+
+    if urlsplit(url).scheme not in ("redis", "rediss") or not urlsplit(url).hostname:
+        raise UsageError(f"--redis: not a redis URL (redis://HOST:PORT/DB): {url!r}")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError) as exc:
+        raise UsageError(f"--redis: cannot reach Redis at {url} ({exc})") from None
+
+
 def check_cluster(settings: Any) -> None:
     """With ``GOVCRAWL_REDIS_URL`` (``--redis``): a Redis URL that answers, and an archive every
     worker shares (S3); the dedup state defaults to the same Redis."""
     url = settings.get("GOVCRAWL_REDIS_URL")
     if not url:
         return
-    import redis
-
-    if urlsplit(str(url)).scheme not in ("redis", "rediss") or not urlsplit(str(url)).hostname:
-        raise UsageError(f"--redis: not a redis URL (redis://HOST:PORT/DB): {url!r}")
+    check_redis(str(url))
     archive = str(settings.get("GOVCRAWL_ARCHIVE") or "")
     if not archive.startswith("s3://"):
         raise UsageError(f"--redis: the archive {archive!r} is local to this machine; the workers "
                          "of a cluster share one archive: give --archive s3://bucket/prefix/")
-    try:
-        client = redis.Redis.from_url(str(url), socket_connect_timeout=5, socket_timeout=5)
-        client.ping()
-        client.close()
-    except (redis.RedisError, ValueError) as exc:
-        raise UsageError(f"--redis: cannot reach Redis at {url} ({exc})") from None
     if not settings.get("GOVCRAWL_DEDUP_STATE"):
         settings.set("GOVCRAWL_DEDUP_STATE", str(url), priority="cmdline")
 
@@ -428,6 +433,7 @@ def cmd_sites(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from crawler.profiles import read_profiles
+    from crawler.runner import project_settings
     from crawler.schedule import Scheduler, setup_logging
 
     profile_set = read_profiles()
@@ -449,7 +455,19 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         forwarded += ["--cassettes", args.cassettes]
     for option in args.set or []:
         forwarded += ["-s", option]
-    scheduler = Scheduler(schedules, state_dir, forwarded)
+    feed = None
+    if args.redis:  # due sites go to the cluster's frontier, for `govcrawl worker`s
+        from crawler.cluster_feed import seed
+
+        if args.cassettes:
+            raise UsageError("--cassettes with --redis: the workers crawl, give it to them")
+        check_redis(args.redis)
+        settings = project_settings({**common_overrides(args), "GOVCRAWL_REDIS_URL": args.redis})
+
+        def feed(site: str) -> int | None:
+            return seed(settings, site)
+
+    scheduler = Scheduler(schedules, state_dir, forwarded, feed=feed)
     setup_logging(Path(args.log_file) if args.log_file else state_dir / "schedule.log")
     if not args.once:
         scheduler.serve()
@@ -457,9 +475,48 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     results = scheduler.run_due()
     for site in sorted(schedules):
         status = "not due" if site not in results else (
-            "already running" if results[site] is None else f"exit {results[site]}")
+            "already running" if results[site] is None else
+            f"queued {results[site]} start request(s)" if feed else f"exit {results[site]}")
         print(f"{site:<12} {status}")
-    return EXIT_FAILED if any(code for code in results.values()) else EXIT_OK
+    return EXIT_FAILED if not feed and any(code for code in results.values()) else EXIT_OK
+
+
+# --- worker -----------------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from crawler.cluster_feed import Worker
+    from crawler.runner import project_settings
+    from crawler.schedule import setup_logging
+
+    overrides = {**common_overrides(args), "GOVCRAWL_REDIS_URL": args.redis}
+    if args.crawls is not None:
+        overrides["GOVCRAWL_REDIS_WORKER_CRAWLS"] = args.crawls
+    settings = project_settings(overrides)
+    check_cluster(settings)
+    check_archive(settings)
+    state_dir = Path(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl")
+    forwarded = ["--archive", str(settings.get("GOVCRAWL_ARCHIVE"))]
+    if args.cassettes:
+        forwarded += ["--cassettes", args.cassettes]
+    if args.state_dir:
+        forwarded += ["--state-dir", args.state_dir]
+    for option in args.set or []:
+        forwarded += ["-s", option]
+    worker = Worker(args.redis, forwarded, state_dir, available_spiders(settings),
+                    max_crawls=settings.getint("GOVCRAWL_REDIS_WORKER_CRAWLS", 4),
+                    poll=settings.getfloat("GOVCRAWL_REDIS_WORKER_POLL", 5.0),
+                    retry_max=settings.getfloat("GOVCRAWL_REDIS_RETRY_MAX", 30.0),
+                    once=args.once)
+    setup_logging(Path(args.log_file) if args.log_file else state_dir / "worker.log")
+    import signal
+
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    codes = worker.run()
+    for site, code in sorted(codes.items()):
+        print(f"{site:<12} exit {code}")
+    return EXIT_FAILED if any(codes.values()) else EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -530,8 +587,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="run what is due now, then exit (for cron)")
     p.add_argument("--log-file", metavar="FILE", help="default: <state dir>/schedule.log")
     p.add_argument("--cassettes", metavar="DIR", help="crawl offline from DIR/<site>.yaml")
+    p.add_argument("--redis", metavar="URL", help="queue due sites on the cluster's Redis "
+                   "(redis://HOST:PORT/DB) for `govcrawl worker`s instead of crawling them here")
     crawl_options(p)
     p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("worker", help="crawl the sites `govcrawl schedule --redis` queues, with "
+                       "the other workers of the cluster")
+    p.add_argument("--redis", metavar="URL", required=True, help="redis://HOST:PORT/DB")
+    p.add_argument("--once", action="store_true",
+                   help="crawl what is queued now, exit when no queued site has work left")
+    p.add_argument("--crawls", type=int, metavar="N",
+                   help="sites crawled at once (default GOVCRAWL_REDIS_WORKER_CRAWLS, 4)")
+    p.add_argument("--cassettes", metavar="DIR", help="crawl offline from DIR/<site>.yaml")
+    p.add_argument("--log-file", metavar="FILE", help="default: <state dir>/worker.log")
+    crawl_options(p)
+    p.set_defaults(func=cmd_worker)
 
     return parser
 

@@ -4,6 +4,9 @@ Each crawl runs in its own process (a Twisted reactor cannot restart), and a per
 guarantees that two crawls of one site never overlap, even between a long-running scheduler and a
 ``--once`` run from cron. When each site last started is kept in ``<state>/schedule.json``, so
 ``--once`` knows what is due.
+
+With ``--redis`` the scheduler crawls nothing itself: a due site's start requests go to the
+cluster's frontier for ``govcrawl worker`` processes (:mod:`crawler.cluster_feed`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,10 +47,12 @@ def parse_cron(expression: str, site: str) -> CronTrigger:
 class Scheduler:
     """Runs ``govcrawl crawl SITE`` child processes when their cron schedules say so."""
 
-    def __init__(self, schedules: dict[str, str], state_dir: Path, crawl_args: list[str]):
+    def __init__(self, schedules: dict[str, str], state_dir: Path, crawl_args: list[str],
+                 feed: Callable[[str], int | None] | None = None):
         self.triggers = {site: parse_cron(cron, site) for site, cron in schedules.items()}
         self.state_dir = state_dir
         self.crawl_args = crawl_args
+        self.feed = feed  # with --redis: queue the site for the cluster's workers instead
         self.state_file = state_dir / "schedule.json"
         self.lock_dir = state_dir / "locks"
         self.lock_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +112,8 @@ class Scheduler:
             if not locked:
                 logger.warning("skip %s: a crawl of it is still running", site)
                 return None
+            if self.feed is not None:
+                return self._feed(site)
             self._record_start(site, datetime.now(UTC))
             command = [sys.executable, "-m", "crawler.cli", "crawl", site, *self.crawl_args]
             log_path = self.state_dir / "logs" / f"{site}.log"
@@ -123,6 +130,18 @@ class Scheduler:
             log = logger.info if code == 0 else logger.error
             log("end %s: exit code %s", site, code)
             return code
+
+    def _feed(self, site: str) -> int | None:
+        """Queue ``site``'s start requests for the cluster; None while its crawl is running."""
+        assert self.feed is not None
+        started = datetime.now(UTC)
+        queued = self.feed(site)
+        if queued is None:
+            logger.warning("skip %s: its cluster crawl is still running", site)
+            return None
+        self._record_start(site, started)
+        logger.info("start %s: %d start request(s) queued for the cluster", site, queued)
+        return queued
 
     def run_due(self, now: datetime | None = None) -> dict[str, int | None]:
         """``--once``: crawl every due site (one after another) and return their exit codes."""

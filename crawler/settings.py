@@ -75,6 +75,13 @@ GOVCRAWL_REDIS_RETRY_MAX = 30.0
 #: Seconds a host lease (one request in transfer, crawler/cluster_politeness.py) lives without
 #: renewal: a dead worker's share of a host's concurrency comes back after this.
 GOVCRAWL_REDIS_HOST_LEASE_TTL = 10.0
+#: Only work on requests already in the cluster's frontier: the spider's start requests are not
+#: queued (what ``govcrawl worker`` runs its crawls with; crawler/cluster_feed.py).
+GOVCRAWL_REDIS_JOIN = False
+#: Sites one ``govcrawl worker`` crawls at once (each in a child process).
+GOVCRAWL_REDIS_WORKER_CRAWLS = 4
+#: Seconds between two looks of ``govcrawl worker`` at the sites the scheduler fed.
+GOVCRAWL_REDIS_WORKER_POLL = 5.0
 
 # --- dedup (crawler/dedup, pipelines/dedup.py) -------------------------------------------------
 #: Dedup state URI; None: ``sqlite:///<GOVCRAWL_STATE_DIR>/dedup.sqlite``.
@@ -134,6 +141,10 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "crawler.redirects.MetaRefreshMiddleware": 580,
     "crawler.redirects.RedirectMiddleware": 600,
+}
+#: JoinOnly is active only with GOVCRAWL_REDIS_JOIN (crawler.cluster_feed).
+SPIDER_MIDDLEWARES = {
+    "crawler.cluster_feed.JoinOnly": 10,
 }
 #: Makes the crawl id (GOVCRAWL_CRAWL_ID) once per crawler, before its settings freeze; with
 #: GOVCRAWL_REDIS_URL, joins the cluster crawl (crawler.addons.Cluster).

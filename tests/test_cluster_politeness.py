@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.crawl_throughput import PER_LIST, Site
+from crawler.cluster_politeness import ACQUIRE_SCRIPT, RELEASE_SCRIPT, RENEW_SCRIPT, host_keys
 from tests.conftest import REPO
 from tests.redis_server import RedisServer
 from tests.s3server import s3_bucket, s3_env, s3_server  # noqa: F401 (fixtures)
@@ -183,3 +184,60 @@ def test_robots_crawl_delay_holds_across_workers(
     assert min(gaps) >= 0.98, [(h.worker, h.path, round(h.start - hits[0].start, 3))
                                for h in hits]
     assert portal.peak == 1
+
+
+# --- the host lease scripts, on their own ---------------------------------------------------------
+
+
+class Host:
+    """One host's lease scripts on the session's redis-server (a key of its own)."""
+
+    def __init__(self, server: RedisServer, name: str, ttl_ms: int = 10_000):
+        client = server.client()
+        self.keys = host_keys(name)
+        self.ttl_ms = ttl_ms
+        self._acquire, self._release, self._renew = (client.register_script(s) for s in (
+            ACQUIRE_SCRIPT, RELEASE_SCRIPT, RENEW_SCRIPT))
+
+    def acquire(self, lease: str, limit: int = 2, delay_ms: int = 0) -> int:
+        robots = int(lease.endswith(":r"))
+        return self._acquire(keys=self.keys, args=[lease, limit, delay_ms, self.ttl_ms, robots,
+                                                   100])
+
+    def release(self, lease: str, robots_delay_ms: int = -1) -> None:
+        self._release(keys=self.keys, args=[lease, self.ttl_ms, robots_delay_ms])
+
+
+def test_a_host_lease_caps_concurrency_and_a_dead_workers_lease_expires(redis_server):
+    host = Host(redis_server, f"limit-{time.monotonic_ns()}", ttl_ms=300)
+    assert host.acquire("a:1") == 0 and host.acquire("b:1") == 0
+    assert host.acquire("c:1") > 0  # the host is full: wait
+    host.release("a:1")
+    assert host.acquire("c:1") == 0
+    # "b" dies holding its lease: nobody renews it, it expires and the slot comes back
+    host._renew(keys=host.keys, args=[host.ttl_ms, "c:1"])
+    assert host.acquire("d:1") > 0
+    deadline = time.monotonic() + 10
+    while host.acquire("d:1") != 0:
+        assert time.monotonic() < deadline, "the dead worker's lease never expired"
+        time.sleep(0.05)
+
+
+def test_robots_crawl_delay_is_stored_for_the_cluster(redis_server):
+    host = Host(redis_server, f"robots-{time.monotonic_ns()}")
+    assert host.acquire("a:1:r") == 0
+    assert host.acquire("b:1:r") > 0  # one robots.txt request of a host at a time
+    assert host.acquire("a:2") == 0  # (other requests are not held up by it)
+    host.release("a:2")
+    host.release("a:1:r", robots_delay_ms=5000)  # robots.txt asks Crawl-delay: 5
+    wait = host.acquire("b:1:r")
+    assert 4000 < wait <= 5000  # counted from the end of the robots.txt request
+    key, _leases = host.keys
+    client = redis_server.client()
+    client.hset(key, "next", 0)  # (skip the wait)
+    assert host.acquire("b:1:r") == 0
+    client.hset(key, "next", 0)
+    assert host.acquire("c:1", limit=4) > 0  # a Crawl-delay host: one request at a time
+    host.release("b:1:r", robots_delay_ms=0)  # robots.txt changed: no Crawl-delay any more
+    client.hset(key, "next", 0)
+    assert host.acquire("c:1", limit=4) == 0 and host.acquire("c:2", limit=4) == 0

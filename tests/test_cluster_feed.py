@@ -1,0 +1,95 @@
+"""``govcrawl schedule --redis URL`` feeds the cluster: due sites' start requests go to the Redis
+frontier, ``govcrawl worker --redis URL`` processes crawl them (crawler/cluster_feed.py).
+
+Redis is a real redis-server on a free 127.0.0.1 port (tests/redis_server.py), the archive moto's
+S3, the sites are replayed from their cassettes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import CASSETTES, REPO, run_govcrawl
+from tests.redis_server import RedisServer
+from tests.s3server import s3_bucket, s3_env, s3_server  # noqa: F401 (fixtures)
+from tests.test_cluster import local_documents, pages_fetched, s3_documents
+
+SITES = ("liuzhi", "ningbo")
+
+
+@pytest.fixture
+def redis_private(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def test_schedule_feeds_due_sites_to_workers(
+        tmp_path, redis_private, s3_server, s3_bucket):  # noqa: F811
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    for site in SITES:
+        shutil.copy(REPO / "spiders" / "profiles" / f"{site}.yaml", profiles)
+    env = {**s3_server.env, "GOVCRAWL_PROFILES": str(profiles)}
+    plain = run_govcrawl("crawl", *SITES, "--cassettes", str(CASSETTES), "--archive",
+                         str(tmp_path / "plain"), "--state-dir", str(tmp_path / "plain-state"),
+                         env=env, cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    expected = local_documents(tmp_path / "plain")
+    assert expected
+
+    # the scheduler queues the due sites' start requests and crawls nothing itself
+    schedule = ("schedule", "--once", "--redis", redis_private.url, "--state-dir",
+                str(tmp_path / "sched"))
+    fed = run_govcrawl(*schedule, env=env, cwd=tmp_path)
+    assert fed.returncode == 0, fed.stderr[-2000:]
+    status = dict(line.split(None, 1) for line in fed.stdout.splitlines())
+    assert status == {site: "queued 1 start request(s)" for site in SITES}, fed.stdout
+    client = redis_private.client()
+    assert {s.decode() for s in client.smembers("govcrawl:fed")} == set(SITES)
+    assert all(client.zcard(f"govcrawl:{site}:requests") == 1 for site in SITES)
+    # due again (its record removed), but its cluster crawl has not run yet: not queued twice
+    (tmp_path / "sched" / "schedule.json").unlink()
+    again = run_govcrawl(*schedule, env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert set(again.stdout.split()) >= {"already", "running"}
+    assert "exit" not in again.stdout and "queued" not in again.stdout
+    assert all(client.zcard(f"govcrawl:{site}:requests") == 1 for site in SITES)
+
+    # two workers crawl them together and store what one plain crawl stores
+    archive = f"s3://{s3_bucket}/fed/"
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "worker", "--once", "--redis", redis_private.url,
+         "--cassettes", str(CASSETTES), "--archive", archive, "--state-dir",
+         str(tmp_path / f"w{i}"), "-s", "GOVCRAWL_REDIS_WORKER_POLL=0.5"],
+        cwd=tmp_path, env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outputs = [w.communicate(timeout=300) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    for i, (w, (out, err)) in enumerate(zip(workers, outputs, strict=True)):
+        logs = "".join(p.read_text(errors="replace")[-1500:]
+                       for p in (tmp_path / f"w{i}" / "logs").glob("*.log"))
+        assert w.returncode == 0, out + err[-2000:] + logs
+    assert s3_documents(s3_server, s3_bucket, "fed/") == expected
+    # the workers did not queue the start requests again: the sites were crawled once
+    crawled = [pages_fetched(path.read_text())
+               for i in range(2) for path in (tmp_path / f"w{i}" / "logs").glob("*.worker.log")]
+    assert sum(crawled) < 1.5 * pages_fetched(plain.stdout), crawled
+    # the crawls are over: nothing fed is left, nor any frontier
+    keys = {k.decode() for k in client.keys("*")}
+    assert keys and all(k.startswith("govcrawl:dedup:") for k in keys), sorted(keys)[:10]
+    s3 = s3_server.client()
+    reports = [json.loads(s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read())
+               for key in s3_server.keys(s3_bucket, "fed/") if key.endswith("/report.json")]
+    assert {r["site"] for r in reports} == set(SITES)  # each worker's crawl of each site
