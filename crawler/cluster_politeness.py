@@ -17,9 +17,13 @@ Redis (one Lua script, the Redis server's clock), for the slot's key (the host):
   renews it; a dead worker's leases expire after ``GOVCRAWL_REDIS_HOST_LEASE_TTL`` seconds, so
   its slots come back (no deadlock after a SIGKILL).
 
-A request that finds its host full or too early waits (off the reactor's critical path: a timer)
-and asks again. Keys: ``govcrawl:host:<slot key>`` (hash: ``next``, ``crawl_delay``, in ms) and
-``...:leases`` (lease id -> expiry); both expire on their own once the host is left alone.
+A request that finds its host full or too early waits (a timer, the reactor runs on) and asks
+again; when the crawl is told to stop, a waiting request is not sent (as those still queued in the
+download slots are, :class:`crawler.runner.GovcrawlProcess`).
+
+Keys: ``govcrawl:host:<slot key>`` (hash: ``next``, ``crawl_delay``, in ms) and ``...:leases``
+(lease id -> expiry); both expire on their own once the host is left alone, and a worker done
+with a host deletes them when no lease is held and no delay is pending.
 
 A Redis outage goes through the cluster scheduler's handling (one log line, backoff; see
 :mod:`crawler.cluster`): requests wait for Redis instead of going out unchecked. A release that
@@ -45,6 +49,7 @@ from twisted.internet import task
 from crawler.cassette import CassetteLibrary
 from crawler.cluster import KEY_PREFIX, ClusterScheduler
 from crawler.politeness import is_robots_txt, robots_crawl_delay
+from crawler.runner import STOPPED, CrawlStopped
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +201,9 @@ class HostGate:
                                               self.ttl_ms, int(robots), int(POLL * 1000)])
             if wait == 0:
                 break
+            if not self.crawler.crawling:  # told to stop: not sent, like those in the slots
+                request.meta[STOPPED] = True
+                raise CrawlStopped("crawl stopped before this request was sent")
             waited = True
             await sleep(DOWN_POLL if wait is None else wait / 1000)
         self.held.setdefault(key, set()).add(lease)
