@@ -516,6 +516,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     codes = worker.run()
     for site, code in sorted(codes.items()):
         print(f"{site:<12} exit {code}")
+    if worker.stopped:  # SIGTERM/Ctrl-C: its crawls were stopped, the cluster goes on
+        return EXIT_OK
     return EXIT_FAILED if any(codes.values()) else EXIT_OK
 
 

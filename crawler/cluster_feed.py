@@ -107,7 +107,7 @@ class JoinOnly:
     def from_crawler(cls, crawler: Any) -> JoinOnly:
         settings = crawler.settings
         if not (cluster_url(settings) and settings.getbool("GOVCRAWL_REDIS_JOIN")):
-            raise NotConfigured("not joining a cluster crawl")
+            raise NotConfigured  # (no message: Scrapy would log one for every crawl)
         return cls()
 
     async def process_start(self, start: Any) -> Any:
@@ -176,6 +176,10 @@ class Worker:
             if not self._forget(keys=[queue, leases, FED], args=[site]):
                 sites.append(site)
         return sites
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def run(self) -> dict[str, int]:
         """Until stopped (``once``: until no fed site has work left); the crawls' exit codes."""

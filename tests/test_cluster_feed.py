@@ -93,3 +93,51 @@ def test_schedule_feeds_due_sites_to_workers(
     reports = [json.loads(s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read())
                for key in s3_server.keys(s3_bucket, "fed/") if key.endswith("/report.json")]
     assert {r["site"] for r in reports} == set(SITES)  # each worker's crawl of each site
+
+
+def test_a_worker_stops_cleanly_on_sigterm_and_its_site_stays_queued(
+        tmp_path, redis_private, s3_server, s3_bucket):  # noqa: F811
+    """A long-running worker joins the fed crawl; on SIGTERM it stops its crawl (Scrapy's clean
+    stop), exits 0, and the site's crawl is left to the cluster: still fed, its requests queued
+    or leased (the leases of requests it did not finish expire for another worker)."""
+    import signal
+    import time
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    shutil.copy(REPO / "spiders" / "profiles" / "gzdzhrss.yaml", profiles)
+    env = {**s3_server.env, "GOVCRAWL_PROFILES": str(profiles)}
+    fed = run_govcrawl("schedule", "--once", "--redis", redis_private.url, "--state-dir",
+                       str(tmp_path / "sched"), env=env, cwd=tmp_path)
+    assert fed.returncode == 0 and "queued" in fed.stdout, fed.stderr[-2000:]
+    state = tmp_path / "w"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "worker", "--redis", redis_private.url,
+         "--cassettes", str(CASSETTES), "--archive", f"s3://{s3_bucket}/fed/", "--state-dir",
+         str(state), "-s", "GOVCRAWL_REDIS_WORKER_POLL=0.5", "-s", "DOWNLOAD_DELAY=1",
+         "-s", "RANDOMIZE_DOWNLOAD_DELAY=False"],
+        cwd=tmp_path, env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    crawl_log = state / "logs" / "gzdzhrss.log"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and worker.poll() is None:
+            if crawl_log.exists() and "Spider opened" in crawl_log.read_text(errors="replace"):
+                break
+            time.sleep(0.2)
+        assert worker.poll() is None, worker.communicate()[1][-2000:]
+        time.sleep(2)  # the crawl is under way
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:  # the worker and its crawl (its process group)
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert worker.returncode == 0, err[-2000:]
+    log = (state / "worker.log").read_text()
+    assert "join the crawl of gzdzhrss" in log and "stopping" in log and "end gzdzhrss" in log
+    assert "shutdown" in crawl_log.read_text(errors="replace")  # the crawl stopped cleanly
+    client = redis_private.client()
+    assert client.smembers("govcrawl:fed") == {b"gzdzhrss"}
+    assert client.zcard("govcrawl:gzdzhrss:requests") + client.zcard(
+        "govcrawl:gzdzhrss:requests:leases") > 0
