@@ -457,6 +457,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         forwarded += ["-s", option]
     feed = None
     if args.redis:  # due sites go to the cluster's frontier, for `govcrawl worker`s
+        import logging
+
+        from crawler.cluster import OUTAGE_ERRORS
         from crawler.cluster_feed import seed
 
         if args.cassettes:
@@ -465,7 +468,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         settings = project_settings({**common_overrides(args), "GOVCRAWL_REDIS_URL": args.redis})
 
         def feed(site: str) -> int | None:
-            return seed(settings, site)
+            try:
+                return seed(settings, site)
+            except OUTAGE_ERRORS as exc:  # not recorded as started: due again next time
+                logging.getLogger("govcrawl.schedule").error(
+                    "skip %s: Redis unreachable (%s)", site, exc)
+                return None
 
     scheduler = Scheduler(schedules, state_dir, forwarded, feed=feed)
     setup_logging(Path(args.log_file) if args.log_file else state_dir / "schedule.log")
@@ -475,6 +483,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     results = scheduler.run_due()
     for site in sorted(schedules):
         status = "not due" if site not in results else (
+            "not queued (see the log)" if feed and results[site] is None else
             "already running" if results[site] is None else
             f"queued {results[site]} start request(s)" if feed else f"exit {results[site]}")
         print(f"{site:<12} {status}")

@@ -58,8 +58,9 @@ def test_schedule_feeds_due_sites_to_workers(
     (tmp_path / "sched" / "schedule.json").unlink()
     again = run_govcrawl(*schedule, env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert set(again.stdout.split()) >= {"already", "running"}
-    assert "exit" not in again.stdout and "queued" not in again.stdout
+    assert again.stdout.count("not queued") == len(SITES), again.stdout
+    log = (tmp_path / "sched" / "schedule.log").read_text()
+    assert all(f"skip {site}: its cluster crawl is still running" in log for site in SITES)
     assert all(client.zcard(f"govcrawl:{site}:requests") == 1 for site in SITES)
 
     # two workers crawl them together and store what one plain crawl stores
@@ -141,3 +142,18 @@ def test_a_worker_stops_cleanly_on_sigterm_and_its_site_stays_queued(
     assert client.smembers("govcrawl:fed") == {b"gzdzhrss"}
     assert client.zcard("govcrawl:gzdzhrss:requests") + client.zcard(
         "govcrawl:gzdzhrss:requests:leases") > 0
+
+
+def test_schedule_and_worker_refuse_an_unusable_cluster(tmp_path, redis_private):
+    """One line, exit 2: an unreachable Redis (scheduler), a local archive (worker)."""
+    from tests.redis_server import free_port
+
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    proc = run_govcrawl("schedule", "--once", "--redis", down, "--state-dir", str(tmp_path / "s"),
+                        cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "cannot reach Redis" in proc.stderr
+    proc = run_govcrawl("worker", "--once", "--redis", redis_private.url, "--archive",
+                        str(tmp_path / "a"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "s3://" in proc.stderr and not (tmp_path / "a").exists()
