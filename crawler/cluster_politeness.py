@@ -22,8 +22,10 @@ again; when the crawl is told to stop, a waiting request is not sent (as those s
 download slots are, :class:`crawler.runner.GovcrawlProcess`).
 
 Keys: ``govcrawl:host:<slot key>`` (hash: ``next``, ``crawl_delay``, in ms) and ``...:leases``
-(lease id -> expiry); both expire on their own once the host is left alone, and a worker done
-with a host deletes them when no lease is held and no delay is pending.
+(lease id -> expiry); both expire on their own once the host is left alone (a lease TTL after the
+host's last delay), and when a site's crawl is over (nothing queued or leased), each worker out
+removes the state of the hosts it crawled, as the dupefilter is cleared (a crawl of another site
+on the same host, rare, then starts that host afresh).
 
 A Redis outage goes through the cluster scheduler's handling (one log line, backoff; see
 :mod:`crawler.cluster`): requests wait for Redis instead of going out unchecked. A release that
@@ -123,17 +125,6 @@ expire_after(KEYS[1], ttl)
 return 1
 """
 
-#: KEYS: host hash, host leases. A worker done with a host: drop its state when no lease is
-#: held and no delay is pending (else let it expire when the delay has passed).
-FORGET_SCRIPT = _LUA_NOW + """
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local next = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
-if next <= now then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], next - now) end
-return 1
-"""
-
-
 def host_keys(slot_key: str) -> list[str]:
     base = f"{KEY_PREFIX}host:{slot_key}"
     return [base, f"{base}:leases"]
@@ -172,7 +163,7 @@ class HostGate:
             server = scheduler.server
             self._scripts = {name: server.register_script(body) for name, body in (
                 ("acquire", ACQUIRE_SCRIPT), ("release", RELEASE_SCRIPT),
-                ("renew", RENEW_SCRIPT), ("forget", FORGET_SCRIPT))}
+                ("renew", RENEW_SCRIPT))}
             self._loop = task.LoopingCall(self.renew)
             self._loop.start(max(0.5, self.ttl_ms / 4000), now=False)
         return self._scheduler
@@ -235,11 +226,13 @@ class HostGate:
                 self._run("renew", key, [self.ttl_ms, *leases])
 
     def spider_closed(self, spider: Any = None) -> None:
+        """Stop renewing; when the site's crawl is over, remove its hosts' state (see above)."""
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        if self._scheduler is not None:
-            for key in self.hosts:
-                self._run("forget", key, [])
+        scheduler = self._scheduler
+        if scheduler is not None and self.hosts and scheduler._guard(scheduler._drained, False):
+            keys = [k for host in self.hosts for k in host_keys(host)]
+            scheduler._guard(lambda: scheduler.server.delete(*keys))
 
 
 class GatedHandlers:
