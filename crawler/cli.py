@@ -277,31 +277,26 @@ def crawl_report(result: Any) -> dict[str, Any]:
     return build_report(result.spider, result.stats, result.stats.get("govcrawl/crawl_id"))
 
 
-def check_redis(url: str) -> None:
-    """A Redis URL (``redis://HOST:PORT/DB``) that answers, else exit 2."""
-    import redis
-
-    if urlsplit(url).scheme not in ("redis", "rediss") or not urlsplit(url).hostname:
-        raise UsageError(f"--redis: not a redis URL (redis://HOST:PORT/DB): {url!r}")
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-        client.ping()
-        client.close()
-    except (redis.RedisError, ValueError) as exc:
-        raise UsageError(f"--redis: cannot reach Redis at {url} ({exc})") from None
-
-
 def check_cluster(settings: Any) -> None:
     """With ``GOVCRAWL_REDIS_URL`` (``--redis``): a Redis URL that answers, and an archive every
     worker shares (S3); the dedup state defaults to the same Redis."""
     url = settings.get("GOVCRAWL_REDIS_URL")
     if not url:
         return
-    check_redis(str(url))
+    import redis
+
+    if urlsplit(str(url)).scheme not in ("redis", "rediss") or not urlsplit(str(url)).hostname:
+        raise UsageError(f"--redis: not a redis URL (redis://HOST:PORT/DB): {url!r}")
     archive = str(settings.get("GOVCRAWL_ARCHIVE") or "")
     if not archive.startswith("s3://"):
         raise UsageError(f"--redis: the archive {archive!r} is local to this machine; the workers "
                          "of a cluster share one archive: give --archive s3://bucket/prefix/")
+    try:
+        client = redis.Redis.from_url(str(url), socket_connect_timeout=5, socket_timeout=5)
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError) as exc:
+        raise UsageError(f"--redis: cannot reach Redis at {url} ({exc})") from None
     if not settings.get("GOVCRAWL_DEDUP_STATE"):
         settings.set("GOVCRAWL_DEDUP_STATE", str(url), priority="cmdline")
 
@@ -460,12 +455,16 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         import logging
 
         from crawler.cluster import OUTAGE_ERRORS
-        from crawler.cluster_feed import seed
+        from crawler.cluster_feed import check_url, seed
 
         if args.cassettes:
             raise UsageError("--cassettes with --redis: the workers crawl, give it to them")
-        check_redis(args.redis)
+        try:
+            check_url(args.redis)
+        except ValueError as exc:
+            raise UsageError(f"--redis: {exc}") from None
         settings = project_settings({**common_overrides(args), "GOVCRAWL_REDIS_URL": args.redis})
+        unreachable: list[str] = []
 
         def feed(site: str) -> int | None:
             try:
@@ -473,6 +472,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             except OUTAGE_ERRORS as exc:  # not recorded as started: due again next time
                 logging.getLogger("govcrawl.schedule").error(
                     "skip %s: Redis unreachable (%s)", site, exc)
+                unreachable.append(site)
                 return None
 
     scheduler = Scheduler(schedules, state_dir, forwarded, feed=feed)
@@ -487,7 +487,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             "already running" if results[site] is None else
             f"queued {results[site]} start request(s)" if feed else f"exit {results[site]}")
         print(f"{site:<12} {status}")
-    return EXIT_FAILED if not feed and any(code for code in results.values()) else EXIT_OK
+    if feed:  # a site Redis could not take is due again next time; the run failed
+        return EXIT_FAILED if unreachable else EXIT_OK
+    return EXIT_FAILED if any(code for code in results.values()) else EXIT_OK
 
 
 # --- worker -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from scrapy import Request
@@ -52,6 +53,14 @@ def site_keys(site: str) -> tuple[str, str, str]:
     """The site's queue, its leases and its dupefilter (the keys crawler.cluster uses)."""
     queue = f"{KEY_PREFIX}{site}:requests"
     return queue, f"{queue}:leases", f"{KEY_PREFIX}{site}:dupefilter"
+
+
+def check_url(url: str) -> None:
+    """ValueError unless ``url`` reads as ``redis://HOST:PORT/DB`` (nothing is connected)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"not a redis URL (redis://HOST:PORT/DB): {url!r}")
+    redis.Redis.from_url(url).close()  # a bad port or database number
 
 
 def connect(url: str) -> redis.Redis:

@@ -144,15 +144,26 @@ def test_a_worker_stops_cleanly_on_sigterm_and_its_site_stays_queued(
         "govcrawl:gzdzhrss:requests:leases") > 0
 
 
-def test_schedule_and_worker_refuse_an_unusable_cluster(tmp_path, redis_private):
-    """One line, exit 2: an unreachable Redis (scheduler), a local archive (worker)."""
+def test_schedule_with_redis_away_and_a_worker_without_s3(tmp_path, redis_private):
+    """The scheduler with its Redis away queues nothing, says so (one log line per site), keeps
+    the sites due and exits 1; a bad URL, or a worker with a local archive, is one line, exit 2."""
     from tests.redis_server import free_port
 
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    shutil.copy(REPO / "spiders" / "profiles" / "liuzhi.yaml", profiles)
+    env = {"GOVCRAWL_PROFILES": str(profiles)}
     down = f"redis://127.0.0.1:{free_port()}/0"
     proc = run_govcrawl("schedule", "--once", "--redis", down, "--state-dir", str(tmp_path / "s"),
+                        env=env, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.split() == ["liuzhi", "not", "queued", "(see", "the", "log)"]
+    log = (tmp_path / "s" / "schedule.log").read_text()
+    assert log.count("skip liuzhi: Redis unreachable") == 1, log
+    assert not (tmp_path / "s" / "schedule.json").exists()  # still due
+    proc = run_govcrawl("schedule", "--once", "--redis", "http://127.0.0.1/0", env=env,
                         cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert "cannot reach Redis" in proc.stderr
+    assert proc.returncode == 2 and "not a redis URL" in proc.stderr
     proc = run_govcrawl("worker", "--once", "--redis", redis_private.url, "--archive",
                         str(tmp_path / "a"), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
