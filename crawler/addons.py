@@ -27,9 +27,8 @@ class CrawlId:
 
 class Cluster:
     """With ``GOVCRAWL_REDIS_URL`` set, the crawl joins the cluster crawl of its site on that Redis
-    (:mod:`crawler.cluster`): scrapy-redis' dupefilter, our leased scheduler, host leases for
-    politeness across the workers (:mod:`crawler.cluster_politeness`), and the dedup state in the
-    same Redis unless ``GOVCRAWL_DEDUP_STATE`` names another. Without it nothing changes."""
+    (:mod:`crawler.cluster`): scrapy-redis' dupefilter, our leased scheduler, and the dedup state
+    in the same Redis unless ``GOVCRAWL_DEDUP_STATE`` names another. Without it nothing changes."""
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Cluster:
@@ -39,13 +38,14 @@ class Cluster:
         url = settings.get("GOVCRAWL_REDIS_URL")
         if not url:
             return
+        # host leases: politeness across the workers (crawler.cluster_politeness)
+        settings.set("DOWNLOADER", "crawler.cluster_politeness.ClusterDownloader",
+                     priority="addon")
         settings.set("SCHEDULER", "crawler.cluster.ClusterScheduler", priority="addon")
         settings.set("DUPEFILTER_CLASS", "scrapy_redis.dupefilter.RFPDupeFilter",
                      priority="addon")
         settings.set("SCHEDULER_DUPEFILTER_KEY", "govcrawl:%(spider)s:dupefilter",
                      priority="addon")
         settings.set("REDIS_URL", url, priority="addon")
-        settings.set("DOWNLOADER", "crawler.cluster_politeness.ClusterDownloader",
-                     priority="addon")
         if not settings.get("GOVCRAWL_DEDUP_STATE"):
             settings.set("GOVCRAWL_DEDUP_STATE", url, priority="addon")
