@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,8 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.settings import Settings
 from scrapy.utils.project import get_project_settings
 from twisted.python.failure import Failure
+
+logger = logging.getLogger(__name__)
 
 #: Settings that are also read from the environment (besides every declared ``GOVCRAWL_*``).
 ENV_SETTINGS = ("AWS_ENDPOINT_URL",)
@@ -58,23 +61,63 @@ def stopped_unsent(request: Request) -> bool:
 
 
 class GovcrawlProcess(CrawlerProcess):
-    """Scrapy's process, whose graceful stop does not send what is still queued.
+    """Scrapy's process, whose graceful stop does not send what is still queued, and stops a
+    crawl that is still opening.
 
     On SIGTERM/SIGINT Scrapy waits until every request already taken from the scheduler has
     been downloaded, which with ``DOWNLOAD_DELAY`` and 17 sites is one delay per queued
     request: a minute or more. Here the requests still waiting in a downloader slot fail with
     :class:`CrawlStopped` (quietly: the spiders do not count them); those in transfer finish,
     and items in the pipelines are archived as usual.
+
+    A crawler told to stop while its spider is still opening (its pipelines' ``open_spider``
+    running) is not stopped by Scrapy, which then stops the reactor under it: its pipelines
+    were never closed and the process hung at exit on their threads. Such a crawl is stopped
+    as soon as its engine starts, and the stop waits for every crawl to end.
     """
 
     def stop(self) -> Any:
-        dropped = sum(drop_unsent(crawler) for crawler in list(self.crawlers))
-        if dropped:
-            import logging
+        from scrapy.utils.defer import deferred_from_coro
+        from twisted.internet import defer
 
-            logging.getLogger(__name__).info(
-                "stopping: %d queued requests not sent (the next run fetches them)", dropped)
-        return super().stop()
+        crawlers = list(self.crawlers)
+        running = [c for c in crawlers if _engine_running(c)]
+        dropped = sum(drop_unsent(crawler) for crawler in running)
+        if dropped:
+            logger.info("stopping: %d queued requests not sent (the next run fetches them)",
+                        dropped)
+        stops = [deferred_from_coro(crawler.stop_async()) for crawler in running]
+        # Scrapy's stop of a crawler still opening only marks it stopped, and then its engine
+        # cannot finish either (it waits for that stop): stop it once it runs instead
+        stops += [_stop_once_running(c) for c in crawlers if c.crawling and c not in running]
+        return defer.DeferredList(stops)
+
+
+def _engine_running(crawler: Any) -> bool:
+    engine = getattr(crawler, "_engine", None)
+    return bool(engine is not None and engine.running)
+
+
+def _stop_once_running(crawler: Any, poll: float = 0.05) -> Any:
+    """Stop ``crawler`` as soon as its engine runs (its spider opened); fires when stopped, or
+    at once if the crawl ends (fails to open) first."""
+    from scrapy.utils.defer import deferred_from_coro
+    from twisted.internet import defer, task
+
+    done: defer.Deferred[None] = defer.Deferred()
+
+    def check() -> None:
+        if not crawler.crawling:
+            loop.stop()
+            done.callback(None)
+        elif _engine_running(crawler):
+            loop.stop()
+            drop_unsent(crawler)
+            deferred_from_coro(crawler.stop_async()).chainDeferred(done)
+
+    loop = task.LoopingCall(check)
+    loop.start(poll, now=True)
+    return done
 
 
 def drop_unsent(crawler: Any) -> int:

@@ -89,6 +89,8 @@ class ArchivePipeline:
     async def open_spider(self) -> None:
         self.pool = ThreadPool(minthreads=0, maxthreads=self.threads, name="govcrawl-archive")
         self.pool.start()
+        # its threads are not daemons: a crawl whose close never ran must not hang the exit
+        reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
         self.writer = ArchiveWriter(
             self.archive, self.state_dir, crawl_id(self.crawler),
             warc_max_bytes=self.warc_max_bytes, probe_interval=self.probe_interval,
@@ -127,6 +129,10 @@ class ArchivePipeline:
 
         deferred_from_coro(self.crawler.engine.close_spider_async(reason="archive_spool_full"))
 
+    def _stop_pool(self) -> None:
+        if self.pool is not None and not self.pool.joined:
+            self.pool.stop()
+
     async def close_spider(self) -> None:
         if self.writer is None:
             return
@@ -142,8 +148,7 @@ class ArchivePipeline:
                          "next run", exc, self.writer.work)
             return
         finally:
-            if self.pool is not None:
-                self.pool.stop()
+            self._stop_pool()
         # The writer's totals include what close() wrote (WARC segments, manifest).
         for name in ("objects", "bytes", "existing", "spooled", "flushed", "spool_entries"):
             self.stats.set_value(f"govcrawl/archive/{name}", int(summary.get(name, 0)))

@@ -90,3 +90,49 @@ def test_sigterm_does_not_send_what_is_queued_and_a_rerun_completes(tmp_path: Pa
     final = archived_urls(archive)
     assert set(final) == {url for kind, url, _pages in EXPECTED[SITE] if kind == "article"}
     assert all(count == 1 for count in final.values()), final
+
+
+STOP_WHILE_OPENING = '''
+import os, signal
+from scrapy import Spider, signals
+from crawler.runner import GovcrawlProcess
+
+class SlowOpen:
+    """A pipeline whose open_spider takes a second (an archive store answering slowly)."""
+    async def open_spider(self):
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives while the spider opens
+        await deferLater(reactor, 1.0, lambda: None)
+    def process_item(self, item):
+        return item
+    def close_spider(self):
+        print("pipeline closed", flush=True)
+
+class Quiet(Spider):
+    name = "quiet"
+    async def start(self):
+        return
+        yield
+
+def closed(spider, reason):
+    print("spider closed:", reason, flush=True)
+
+process = GovcrawlProcess({"ITEM_PIPELINES": {"__main__.SlowOpen": 100}, "LOG_LEVEL": "ERROR",
+                           "TELNETCONSOLE_ENABLED": False})
+crawler = process.create_crawler(Quiet)
+crawler.signals.connect(closed, signal=signals.spider_closed)
+process.crawl(crawler)
+process.start()
+print("process ended", flush=True)
+'''
+
+
+def test_sigterm_while_the_spider_opens_still_closes_it_and_the_process_ends(tmp_path: Path):
+    """Scrapy's stop of a crawler still opening only marks it stopped; its engine then waits
+    for that stop forever once the spider is idle (the process never ended)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", STOP_WHILE_OPENING], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines() == ["pipeline closed", "spider closed: shutdown",
+                                        "process ended"], proc.stderr[-2000:]
