@@ -157,15 +157,13 @@ def check_state(settings: Any, archive: Any, reachable: bool) -> None:
     from crawler.archive import StoreError
     from crawler.dedup import bind_to_archive, open_state
 
-    has_documents = False
-    if reachable:
-        with contextlib.suppress(StoreError):
-            has_documents = any(next(iter(archive.store.list(prefix)), None) is not None
-                                for prefix in ("docs/", "aliases/"))
     state = open_state(settings)
+    state_dir = str(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl")
     try:
-        state_dir = str(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl")
-        bind_to_archive(state, archive.store.uri, has_documents, state_dir)
+        try:
+            bind_to_archive(state, archive, state_dir, reachable)
+        except StoreError:  # the store failed between its ping and now: an outage
+            bind_to_archive(state, archive, state_dir, reachable=False)
     finally:
         state.close()
 
@@ -375,7 +373,7 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     settings = project_settings(common_overrides(args))
     check_archive(settings)  # the state must belong to this archive
     archive = open_archive(settings=settings)
-    state = open_state(settings).acquire()
+    state = open_state(settings)
     writer = ArchiveWriter(archive, settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl",
                            new_crawl_id())
     try:
@@ -387,7 +385,7 @@ def cmd_reextract(args: argparse.Namespace) -> int:
             summary = writer.close()
         state.commit()  # after the archive has the new versions (or its spool does)
     finally:
-        state.release()
+        state.close()
         archive.close()
     docs, files = counts.documents, counts.attachments
     print(f"documents: {docs['changed']} changed (new version), {docs['unchanged']} unchanged"

@@ -1,8 +1,9 @@
 """Incremental crawling: do not fetch again what the archive already holds.
 
 :class:`IncrementalMiddleware` (a spider middleware, enabled by the portal spiders for themselves)
-looks every article and attachment request a list or article page produces up in the dedup state
-(``crawler.dedup.open_state(settings).get_url(url)``):
+looks every article and attachment request a list or article page produces up in the crawler's
+dedup state (:meth:`crawler.dedup.service.StateService.known`; archived attachments are recorded
+there too):
 
 * a known URL is dropped (``govcrawl/incremental/skipped``) -- or, for profiles with
   ``revisit: true``, sent as a conditional GET (``If-None-Match`` / ``If-Modified-Since`` from the
@@ -86,27 +87,22 @@ def conditional_headers(record: Any) -> dict[str, str]:
 class IncrementalMiddleware:
     """Skip (or revalidate) already-archived documents; stop paging through known columns."""
 
-    def __init__(self, crawler: Any, open_state: Any) -> None:
+    def __init__(self, crawler: Any, service: Any) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.open_state = open_state
-        self.state = open_state(crawler.settings)
+        self.service = service
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> IncrementalMiddleware:
         if not crawler.settings.getbool("GOVCRAWL_INCREMENTAL", True):
             raise NotConfigured("GOVCRAWL_INCREMENTAL is off")
-        try:
-            from crawler.dedup import open_state
-        except ImportError as exc:  # the dedup state is what makes a crawl incremental
-            raise NotConfigured(f"no dedup state available: {exc}") from exc
-        return cls(crawler, open_state)
+        from crawler.dedup.service import StateService
+
+        return cls(crawler, StateService.of(crawler))  # the state is what makes it incremental
 
     def _known(self, url: str) -> Any:
         try:
-            if getattr(self.state, "closed", False):  # closed by another crawl of the process
-                self.state = self.open_state(self.crawler.settings)
-            return self.state.get_url(url)
+            return self.service.known(url)
         except Exception as exc:  # a state failure must not stop the crawl: fetch it again
             self.stats.inc_value("govcrawl/errors/incremental_state")
             logger.warning("Dedup state lookup failed for %s: %s", url, exc)

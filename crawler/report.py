@@ -68,6 +68,8 @@ def format_table(reports: list[dict[str, Any]]) -> str:
         ("pages", lambda r: r["pages_fetched"]),
         *[(o.replace("_", "-"), lambda r, o=o: r["documents"][o]) for o in OUTCOMES],
         ("attach", lambda r: r["attachments"]),
+        # documents and attachments the state knows, not fetched again (incremental crawling)
+        ("known", lambda r: r.get("known_skipped", 0)),
         ("spam", lambda r: r["spam_removed"]),
         ("404", lambda r: r.get("not_found", 0)),
         ("errors", lambda r: sum(r["errors"].values())),

@@ -174,11 +174,18 @@ def run_spiders(
     keep_items: bool = False,
     live: bool = False,
 ) -> list[CrawlResult]:
-    """Run each ``(spider name, kwargs)`` concurrently in one reactor; block until all end."""
+    """Run each ``(spider name, kwargs)`` concurrently in one reactor; block until all end.
+
+    The run owns the dedup states its crawlers use: crawlers naming the same state share one
+    instance (:class:`crawler.dedup.service.StateStores`)."""
+    from crawler.dedup.service import StateStores
+
     process = GovcrawlProcess(settings)
+    stores = StateStores()
     runs = []
     for name, kwargs in spiders:
         crawler = process.create_crawler(name)
+        crawler.govcrawl_state_stores = stores
         result = CrawlResult(spider=name)
         collector = _Collector(result, keep_items)
         crawler.signals.connect(collector.item_scraped, signal=signals.item_scraped)

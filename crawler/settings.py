@@ -100,6 +100,11 @@ GOVCRAWL_DEDUP_SHINGLE = 5
 GOVCRAWL_DEDUP_SHORT_TEXT = 200
 #: LSH candidates verified per document at most.
 GOVCRAWL_DEDUP_MAX_CANDIDATES = 200
+#: Commit the dedup state at least this often (seconds), however busy the crawl: new items wait
+#: at the dedup stage while the ones in flight are archived (crawler/dedup/service.py).
+GOVCRAWL_STATE_COMMIT_INTERVAL = 5.0
+#: ... or after this many writes since the last commit, whichever comes first.
+GOVCRAWL_STATE_COMMIT_ITEMS = 200
 
 #: Extraction worker processes: ``auto`` = one per CPU this process may use
 #: (``os.sched_getaffinity``), a number to set it, 0 = inline on the reactor thread (what
@@ -150,6 +155,8 @@ SPIDER_MIDDLEWARES = {
 #: GOVCRAWL_REDIS_URL, joins the cluster crawl (crawler.addons.Cluster).
 ADDONS = {"crawler.addons.CrawlId": 0, "crawler.addons.Cluster": 10}
 EXTENSIONS = {
+    #: the crawler's dedup state: opened once, items in flight, commits (crawler/dedup/service.py)
+    "crawler.dedup.service.StateService": 100,
     "crawler.extensions.Progress": 500,
     "crawler.extensions.CrawlReport": 510,
 }

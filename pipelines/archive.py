@@ -23,7 +23,9 @@ Every exchange the downloader completes (list pages, robots.txt, redirects, erro
 pages, articles, attachments) is written to the crawl's WARC as received, from Scrapy's
 ``response_downloaded`` signal; an item's pages then point at those records.
 A spool entry that can never be written (damaged on disk, or conflicting with the archive) is
-moved to ``<GOVCRAWL_STATE_DIR>/spool/quarantine/`` with the reason, and logged as an error.
+moved to ``<GOVCRAWL_STATE_DIR>/spool/quarantine/`` with the reason, and logged as an error; its
+dedup verdict is undone in the crawler's state (:class:`crawler.dedup.service.StateService`), so
+that the document is fetched again.
 
 Stats: ``govcrawl/archive/objects``, ``govcrawl/archive/bytes`` (objects written, not counting
 ones already there), ``govcrawl/archive/attachments``, ``govcrawl/archive/existing``,
@@ -44,6 +46,7 @@ from twisted.python.threadpool import ThreadPool
 
 from crawler.archive import ArchiveWriter, open_archive
 from crawler.archive.outbox import SpoolFullError
+from crawler.dedup.service import StateService
 from crawler.items import ATTACHMENT, RECORDED_META, PageItem, ResponseRecord, crawl_id
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ class ArchivePipeline:
         self.warc_max_bytes = settings.getint("GOVCRAWL_ARCHIVE_WARC_MAX_BYTES", 100 * 2**20)
         self.writer: ArchiveWriter | None = None
         self.pool: ThreadPool | None = None
+        self.state = StateService.of(crawler, required=False)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ArchivePipeline:
@@ -96,6 +100,7 @@ class ArchivePipeline:
             warc_max_bytes=self.warc_max_bytes, probe_interval=self.probe_interval,
         )
         await self._in_thread(self.writer.open)
+        self._forget()
         logger.info("archiving to %s (crawl %s)", self.archive.uri, self.writer.crawl_id)
 
     async def process_item(self, item: Any) -> Any:
@@ -108,6 +113,8 @@ class ArchivePipeline:
         except SpoolFullError as exc:
             self._stop(exc)
             raise  # an item error: the dedup stage forgets the item, the next crawl fetches it
+        finally:
+            self._forget()
         self.stats.inc_value("govcrawl/archive/objects", archived["objects"])
         self.stats.inc_value("govcrawl/archive/bytes", archived["bytes"])
         if archived["spooled"]:
@@ -115,6 +122,13 @@ class ArchivePipeline:
         if item.kind == ATTACHMENT:
             self.stats.inc_value("govcrawl/archive/attachments")
         return item
+
+    def _forget(self) -> None:
+        """Undo the dedup verdicts of spool entries the writer set aside as unwritable."""
+        assert self.writer is not None
+        forgotten = self.writer.take_forgotten()
+        if forgotten and self.state is not None:
+            self.state.forget(forgotten)
 
     def _stop(self, exc: SpoolFullError) -> None:
         """Neither the store nor the spool takes writes: say so once and stop the crawl (every
@@ -148,6 +162,7 @@ class ArchivePipeline:
                          "next run", exc, self.writer.work)
             return
         finally:
+            self._forget()
             self._stop_pool()
         # The writer's totals include what close() wrote (WARC segments, manifest).
         for name in ("objects", "bytes", "existing", "spooled", "flushed", "spool_entries"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from parsel import Selector
 
@@ -66,3 +67,27 @@ def edit_text(text: str, fraction: float = 0.02, spans: int = 6) -> str:
             if not chars[j].isspace():
                 chars[j] = "改" if chars[j] != "改" else "动"
     return "".join(chars)
+
+
+STATE_EXTENSIONS = {"EXTENSIONS": {"crawler.dedup.service.StateService": 100}}
+
+
+def make_pipeline(state_dir: Path, **settings: Any) -> Any:
+    """A DedupPipeline on a crawler with its state service (as a crawl has them)."""
+    from scrapy.utils.test import get_crawler
+
+    from pipelines.dedup import DedupPipeline
+
+    crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": str(state_dir),
+                                         **STATE_EXTENSIONS, **settings})
+    return DedupPipeline.from_crawler(crawler)
+
+
+def decide(pipeline: Any, item: PageItem) -> PageItem:
+    """Run ``pipeline.process_item`` (a coroutine that only waits while a commit is drained)
+    to its end; the item stays in flight until its signal is sent."""
+    from twisted.internet.defer import Deferred
+
+    done = Deferred.fromCoroutine(pipeline.process_item(item))
+    assert done.called, "the item is held: a commit is being drained"
+    return done.result

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import pytest
 from scrapy import signals
-from scrapy.utils.test import get_crawler
 
-from crawler.dedup import make_doc_id, open_state, text_hash
+from crawler.dedup import make_doc_id, text_hash
+from crawler.dedup.service import StateService
 from crawler.items import ATTACHMENT
 from pipelines.dedup import DedupPipeline
-from tests.dedup_fixtures import corpus_articles, edit_text, make_item, seed_texts
-
-
-def make_pipeline(state_dir, **settings) -> DedupPipeline:
-    crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": str(state_dir), **settings})
-    return DedupPipeline.from_crawler(crawler)
+from tests.dedup_fixtures import (
+    corpus_articles,
+    decide,
+    edit_text,
+    make_item,
+    make_pipeline,
+    seed_texts,
+)
 
 
 def run(pipeline: DedupPipeline, item):
     """process_item, then the signal Scrapy sends when the item has left every pipeline."""
-    out = pipeline.process_item(item)
+    out = decide(pipeline, item)
     pipeline.crawler.signals.send_catch_log(signals.item_scraped, item=out, response=None,
                                             spider=None)
     return out
@@ -29,7 +31,7 @@ def run(pipeline: DedupPipeline, item):
 def pipeline(tmp_path, state_backend):
     p = make_pipeline(tmp_path / "state", **state_backend.settings())
     yield p
-    p.close_spider()
+    p.service.close()
 
 
 def test_same_text_under_two_urls_is_duplicate(pipeline):
@@ -69,11 +71,11 @@ def test_recrawl_of_unchanged_pages_is_unchanged_after_restart(tmp_path, state_b
     arts = corpus_articles()
     p1 = make_pipeline(tmp_path / "s", **state_backend.settings())
     first = [run(p1, make_item(a["url"], a["text"], index_no=a["index_no"])).dedup for a in arts]
-    p1.close_spider()
+    p1.service.close()
     p2 = make_pipeline(tmp_path / "s", **state_backend.settings())
     again = [run(p2, make_item(a["url"], a["text"], index_no=a["index_no"])).dedup for a in arts]
     stats = p2.stats.get_stats()
-    p2.close_spider()
+    p2.service.close()
     assert {r.outcome for r in again} == {"unchanged"}
     assert [(r.doc_id, r.version) for r in again] == [(r.doc_id, r.version) for r in first]
     assert stats["govcrawl/dedup/unchanged"] == len(arts)
@@ -86,9 +88,9 @@ def test_changed_page_gets_version_two_and_keeps_version_one(pipeline):
     changed_text = art["text"] + "\n(更正：本文第二段数字有误，已修改。)"
     v2 = run(pipeline, make_item(art["url"], changed_text)).dedup
     assert v2.outcome == "changed" and v2.version == 2 and v2.doc_id == v1.doc_id
-    history = pipeline.state.versions(v1.doc_id)
+    history = pipeline.service.state.versions(v1.doc_id)
     assert [(v.version, v.text_hash) for v in history] == [(1, v1.text_hash), (2, v2.text_hash)]
-    assert pipeline.state.get_url(art["url"]).version == 2
+    assert pipeline.service.state.get_url(art["url"]).version == 2
     # the changed text seen again is unchanged at version 2
     assert run(pipeline, make_item(art["url"], changed_text)).dedup.outcome == "unchanged"
 
@@ -166,7 +168,7 @@ def test_skips_attachments_and_non_documents(pipeline):
     challenge = make_item("http://a.gov.cn/c.html", text, is_document=False)
     for item in (att, none, challenge):
         assert run(pipeline, item).dedup is None
-    assert pipeline.state.counts()["urls"] == 0
+    assert pipeline.service.state.counts()["urls"] == 0
     assert not any(k.startswith("govcrawl/dedup/") for k in pipeline.stats.get_stats())
 
 
@@ -176,8 +178,8 @@ def test_url_records_serve_incremental_crawling(pipeline):
     item = make_item(art["url"], art["text"], headers=headers)
     item.response.requested_url = art["url"].replace("https://", "http://") + "?from=list"
     result = run(pipeline, item).dedup
-    state = open_state(pipeline.crawler.settings)
-    assert state is pipeline.state is pipeline.crawler.govcrawl_dedup_state
+    assert pipeline.service is StateService.of(pipeline.crawler)
+    state = pipeline.service.state
     rec = state.get_url(art["url"])
     assert (rec.doc_id, rec.version, rec.text_hash) == (result.doc_id, 1, result.text_hash)
     assert rec.etag == '"5f2-abc"' and rec.last_modified == "Wed, 21 Oct 2015 07:28:00 GMT"
@@ -199,16 +201,16 @@ def test_stats_count_outcomes(pipeline):
 
 def test_archive_failure_undoes_state(pipeline):
     art = corpus_articles()[2]
-    item = pipeline.process_item(make_item(art["url"], art["text"]))
+    item = decide(pipeline, make_item(art["url"], art["text"]))
     pipeline.crawler.signals.send_catch_log(signals.item_error, item=item, response=None,
                                             spider=None, failure=None)
-    assert pipeline.state.get_url(art["url"]) is None
+    assert pipeline.service.state.get_url(art["url"]) is None
     again = run(pipeline, make_item(art["url"], art["text"])).dedup
     assert again.outcome == "new"
-    changed = pipeline.process_item(make_item(art["url"], art["text"] + "\n新增一段。"))
+    changed = decide(pipeline, make_item(art["url"], art["text"] + "\n新增一段。"))
     assert changed.dedup.outcome == "changed"
     pipeline.crawler.signals.send_catch_log(signals.item_error, item=changed, response=None,
                                             spider=None, failure=None)
-    assert [v.version for v in pipeline.state.versions(again.doc_id)] == [1]
+    assert [v.version for v in pipeline.service.state.versions(again.doc_id)] == [1]
     retry = run(pipeline, make_item(art["url"], art["text"] + "\n新增一段。")).dedup
     assert retry.outcome == "changed" and retry.version == 2

@@ -52,10 +52,11 @@ def test_state_uri_default_and_sqlite_paths(tmp_path):
         open_state({"GOVCRAWL_DEDUP_STATE": "redis://127.0.0.1:1/0"})
     settings = {"GOVCRAWL_DEDUP_STATE": f"sqlite:///{tmp_path}/s.sqlite"}
     state = open_state(settings)
-    assert open_state(settings) is state  # one instance per process
+    other = open_state(settings)  # no process-wide instance: each caller owns the one it opened
+    assert other is not state and not state.closed
+    other.close()
+    assert not state.closed
     state.close()
-    assert open_state(settings) is not state
-    open_state(settings).close()
 
 
 def _check_all(state, items):
@@ -78,19 +79,16 @@ def test_state_survives_close_and_reopen(state_backend):
 CRASH_SCRIPT = """
 import os, sys
 from scrapy import signals
-from scrapy.utils.test import get_crawler
-from pipelines.dedup import DedupPipeline
-from tests.dedup_fixtures import make_item, seed_texts
+from tests.dedup_fixtures import decide, make_item, make_pipeline, seed_texts
 
-crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": sys.argv[1],
-                                     "GOVCRAWL_DEDUP_STATE": sys.argv[2]})
-pipeline = DedupPipeline.from_crawler(crawler)
+pipeline = make_pipeline(sys.argv[1], GOVCRAWL_DEDUP_STATE=sys.argv[2])
+crawler = pipeline.crawler
 texts = seed_texts()
 for i, text in enumerate(texts[:4]):
-    item = pipeline.process_item(make_item(f"http://a.gov.cn/{i}.html", text))
+    item = decide(pipeline, make_item(f"http://a.gov.cn/{i}.html", text))
     crawler.signals.send_catch_log(signals.item_scraped, item=item, response=None, spider=None)
 # the last item is still on its way to the archive when the process dies
-pipeline.process_item(make_item("http://a.gov.cn/4.html", texts[4]))
+decide(pipeline, make_item("http://a.gov.cn/4.html", texts[4]))
 print("processed", flush=True)
 os._exit(9)  # no close_spider, no commit at exit
 """

@@ -132,6 +132,28 @@ class Archive:
             digest.update(chunk)
         return digest.hexdigest()
 
+    # -- identity --------------------------------------------------------------------------
+    def archive_id(self) -> str | None:
+        """The id in ``archive.json``, or None for an archive that has none (new, or emptied)."""
+        try:
+            return str(self.get_json(layout.ARCHIVE_ID)["archive_id"])
+        except KeyError:
+            return None
+        except (ValueError, TypeError) as exc:
+            raise ArchiveConfigError(f"{self.uri}: unreadable {layout.ARCHIVE_ID} ({exc})") \
+                from None
+
+    def claim_id(self, archive_id: str) -> str:
+        """Give the archive the id ``archive_id`` unless it has one; return the id it has."""
+        self.put(layout.ARCHIVE_ID, dumps({"archive_id": archive_id}), "application/json",
+                 IF_ABSENT)
+        return self.archive_id() or archive_id
+
+    def has_documents(self) -> bool:
+        """Whether anything was archived as a document or an alias."""
+        return any(next(iter(self.store.list(prefix)), None) is not None
+                   for prefix in (f"{layout.DOCS}/", f"{layout.ALIASES}/"))
+
     # -- crawls ----------------------------------------------------------------------------
     def write_crawl_report(self, crawl_id: str, report: dict[str, Any]) -> str:
         """Store the crawl report as ``crawls/<crawl_id>/report.json`` (replacing an older one).

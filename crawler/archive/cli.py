@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +121,79 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    archive = _archive(args)
+    settings = _settings(args)
+    archive = open_archive(settings=settings)
     report = archive.verify(args.crawl)
     for line in report.bad:
         print(f"BAD {line}")
-    status = "OK" if report.ok else f"{len(report.bad)} BAD"
+    missing = [] if args.crawl else missing_documents(archive, settings)
+    for line in missing:
+        print(f"BAD {line}")
+    bad = len(report.bad) + len(missing)
+    status = "OK" if not bad else f"{bad} BAD"
     print(f"verified {report.checked} objects in {archive.uri}: {status}")
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return EXIT_OK if not bad else EXIT_FAILED
+
+
+def missing_documents(archive: Archive, settings: Any) -> list[str]:
+    """Completeness: what the dedup state of ``--state-dir`` knows (every document version,
+    duplicate alias and attachment) that the archive lacks; a write still in the spool says so.
+    Nothing to compare without a state, or with one that belongs to another archive."""
+    from crawler.archive.spool import Spool
+    from crawler.dedup.state import ARCHIVE_KEY, open_state, state_uri
+
+    uri = state_uri(settings)
+    if uri.startswith("sqlite:///") and not os.path.isfile(uri.removeprefix("sqlite:///")):
+        return []
+    state = open_state(settings)
+    try:
+        if state.get_meta(ARCHIVE_KEY) not in (None, archive.store.uri):
+            print(f"govcrawl archive: the state in {settings.get('GOVCRAWL_STATE_DIR')} belongs "
+                  f"to archive {state.get_meta(ARCHIVE_KEY)}: not compared", file=sys.stderr)
+            return []
+        versions = list(state.iter_versions())
+        attachments = {(u.url, u.text_hash) for u in state.iter_urls() if not u.doc_id}
+    finally:
+        state.close()
+    stored: set[tuple[str, int]] = set()
+    for key in archive.store.list(f"{layout.DOCS}/"):
+        parts = key.split("/")
+        if len(parts) == 5 and parts[4] == "meta.json":
+            version = layout.parse_version(parts[3])
+            if version is not None:
+                stored.add((parts[2], version))
+    aliased = {archive.get_json(key).get("doc_id") for key in
+               archive.store.list(f"{layout.ALIASES}/") if key.endswith(".json")}
+    bodies = {key.split("/")[2] for key in archive.store.list(f"{layout.ATTACHMENTS}/")
+              if key.endswith("/body")}
+    spool = Spool(Path(settings.get("GOVCRAWL_STATE_DIR") or ".govcrawl") / "spool")
+    spooled: set[Any] = set()
+    for entry in spool.ids(archive.uri):
+        try:
+            plan = spool.load(entry)
+        except (OSError, ValueError, ArchiveError):
+            continue
+        if plan.dedup:
+            spooled.add((plan.dedup.get("doc_id"), plan.dedup.get("version")))
+        if (plan.entry or {}).get("kind") == "attachment":
+            spooled.add(plan.entry.get("sha256"))
+    where = " (still in the spool: govcrawl archive flush)"
+    missing = []
+    for v in sorted(versions, key=lambda v: (v.doc_id, v.version)):
+        if v.outcome == "duplicate":
+            if v.doc_id not in aliased:
+                missing.append(f"alias of {v.url} (doc {v.doc_id}): known to the dedup state, "
+                               f"not in the archive" + (where if (v.doc_id, v.version) in spooled
+                                                        else ""))
+        elif (layout.safe_part(v.doc_id), v.version) not in stored:
+            missing.append(f"{layout.DOCS}/*/{layout.safe_part(v.doc_id)}/v{v.version} ({v.url}): "
+                           f"known to the dedup state, not in the archive"
+                           + (where if (v.doc_id, v.version) in spooled else ""))
+    for url, sha in sorted(attachments):
+        if sha not in bodies:
+            missing.append(f"{layout.attachment_body_key(sha)} ({url}): known to the dedup "
+                           f"state, not in the archive" + (where if sha in spooled else ""))
+    return missing
 
 
 def cmd_flush(args: argparse.Namespace) -> int:
@@ -140,13 +207,39 @@ def cmd_flush(args: argparse.Namespace) -> int:
                            probe_interval=0)
     writer.open()
     summary = writer.close()
+    forget_in_state(settings, writer.take_forgotten())
     left = summary["spool_entries"]
     print(f"flushed {summary.get('flushed', 0)} spool entries to {archive.uri}; {left} left")
     if summary.get("quarantined"):
         print(f"{summary['quarantined']} damaged entries moved to {writer.spool.dir}/quarantine; "
-              f"the archive lacks their documents: `govcrawl archive rebuild-state` makes the "
-              f"next crawl fetch them again", file=sys.stderr)
+              f"the archive lacks their documents, the next crawl fetches them again",
+              file=sys.stderr)
     return EXIT_OK if not left and not summary.get("quarantined") else EXIT_FAILED
+
+
+def forget_in_state(settings: Any, verdicts: list[dict[str, Any]]) -> None:
+    """Undo the dedup verdicts of quarantined spool entries in the state of ``--state-dir``."""
+    if not verdicts:
+        return
+    from crawler.dedup import DedupConfig, Deduplicator, open_state
+    from crawler.dedup.service import forget
+
+    state = open_state(settings)
+    try:
+        forget(Deduplicator(state, DedupConfig.from_settings(settings)), verdicts)
+        state.commit()
+    finally:
+        state.close()
+
+
+def archived_attachments(archive: Archive) -> Any:
+    """``(url, sha256, first fetched)`` of every attachment sighting the archive records."""
+    for key in archive.store.list(f"{layout.ATTACHMENTS}/"):
+        if "/refs/" in key and key.endswith(".json"):
+            ref = archive.get_json(key)
+            sha, seen = ref.get("sha256") or key.split("/")[2], ref.get("first_fetched_at") or ""
+            for url in {ref.get("url"), ref.get("final_url")} - {None}:
+                yield str(url), sha, seen
 
 
 def archived_records(archive: Archive) -> Any:
@@ -187,7 +280,7 @@ def archived_records(archive: Archive) -> Any:
 def cmd_rebuild_state(args: argparse.Namespace) -> int:
     """Refill the dedup state of ``--state-dir`` from the archive (after a loss or corruption)."""
     from crawler.dedup import DedupConfig, open_state, rebuild_state
-    from crawler.dedup.state import ARCHIVE_KEY, state_uri
+    from crawler.dedup.state import ARCHIVE_ID_KEY, ARCHIVE_KEY, attachment_record, state_uri
 
     settings = _settings(args)
     archive = open_archive(settings=settings)
@@ -207,7 +300,10 @@ def cmd_rebuild_state(args: argparse.Namespace) -> int:
     try:
         config = DedupConfig.from_settings(settings)
         counts = rebuild_state(state, archived_records(archive), config)
+        for url, sha, seen in archived_attachments(archive):
+            state.put_url(attachment_record(url, sha, seen=seen))
         state.set_meta(ARCHIVE_KEY, archive.store.uri)
+        state.set_meta(ARCHIVE_ID_KEY, archive.archive_id() or archive.claim_id(uuid.uuid4().hex))
         state.commit()
     finally:
         state.close()
@@ -240,7 +336,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.set_defaults(func=_guard(cmd_show))
 
     p = actions.add_parser("verify", parents=[common],
-                           help="recompute checksums of stored objects (exit 1 on mismatch)")
+                           help="recompute checksums of stored objects, and check that the "
+                                "archive holds every document the dedup state of --state-dir "
+                                "knows (exit 1 otherwise)")
     p.add_argument("--crawl", metavar="CRAWL_ID", help="only this crawl's objects")
     p.set_defaults(func=_guard(cmd_verify))
 

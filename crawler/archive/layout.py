@@ -13,6 +13,8 @@ DOCS = "docs"
 ALIASES = "aliases"
 ATTACHMENTS = "attachments"
 CRAWLS = "crawls"
+#: The archive's identity (``{"archive_id": ...}``), which the dedup state describing it records.
+ARCHIVE_ID = "archive.json"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DOTS = re.compile(r"\.{2,}")

@@ -205,9 +205,13 @@ class Outbox:
         where = self.spool.quarantine(entry, reason)
         self._count("quarantined")
         urls = ", ".join(plan.urls()) if plan else "?"
-        if plan is not None and plan.dedup:
+        entry = (plan.entry or {}) if plan is not None else {}
+        verdict = dict(plan.dedup) if plan is not None and plan.dedup else (
+            {"kind": entry["kind"], "url": entry.get("url"), "final_url": entry.get("final_url")}
+            if entry.get("kind") == "attachment" else None)  # an attachment: forget its URL
+        if verdict is not None:
             with self._lock:
-                self.forgotten.append(dict(plan.dedup))
+                self.forgotten.append(verdict)
             logger.error("archive: spool entry %s (%s) cannot be written: %s; moved to %s, its "
                          "document is fetched again by the next crawl", entry, urls, reason,
                          where)

@@ -5,7 +5,8 @@ Public API::
 
     normalise_text(text) -> str          # what exact dedup compares
     text_hash(text) -> str               # sha256 hex of normalise_text(text)
-    open_state(settings) -> DedupState   # the shared state (GOVCRAWL_DEDUP_STATE); .get_url(url)
+    open_state(settings) -> DedupState   # the state GOVCRAWL_DEDUP_STATE names (caller closes it)
+    # in a crawl: crawler.dedup.service.StateService.of(crawler) (opened once, commits)
     Deduplicator(state, config).check(url, text, ...) -> DedupResult
     rebuild_state(state, records) -> counts   # refill the state from archived versions
 """

@@ -34,7 +34,7 @@ import functools
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -423,6 +423,16 @@ class RedisDedupState(DedupState):
         # every key of the prefix but the insertion counter (order must survive the clear)
         pattern = re.sub(r"([\\*?\[\]])", r"\\\1", self.prefix)
         self._ops.append(("CLEAR", pattern, self._k("url_seq")))
+
+    def iter_urls(self) -> Iterator[UrlRecord]:
+        for field, data in self.client.hscan_iter(self._k("urls"), count=1000):
+            yield UrlRecord(field.decode("utf-8"), *_loads(data)[:8])
+
+    def iter_versions(self) -> Iterator[VersionRecord]:
+        for key in self.client.scan_iter(match=self._k("v:") + "*", count=1000):
+            doc_id = key.decode("utf-8")[len(self._k("v:")):]
+            for version, data in self.client.hgetall(key).items():
+                yield VersionRecord(doc_id, int(version), *_loads(data))
 
     @_locked
     def commit(self) -> None:

@@ -12,7 +12,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -287,6 +287,24 @@ class SQLiteDedupState(DedupState):
     def clear(self) -> None:
         for table in (*TABLES, "meta"):
             self.conn.execute(f"DELETE FROM {table}")
+
+    def iter_urls(self) -> Iterator[UrlRecord]:
+        reader = sqlite3.connect(str(self.path), timeout=30)  # committed rows only
+        try:
+            yield from (UrlRecord(*row) for row in reader.execute(
+                "SELECT url, doc_id, version, text_hash, etag, last_modified, last_seen, "
+                "first_seen, fingerprint FROM urls"))
+        finally:
+            reader.close()
+
+    def iter_versions(self) -> Iterator[VersionRecord]:
+        reader = sqlite3.connect(str(self.path), timeout=30)
+        try:
+            yield from (VersionRecord(*row) for row in reader.execute(
+                "SELECT doc_id, version, text_hash, fingerprint, url, outcome, canonical_id, "
+                "seen_at FROM versions"))
+        finally:
+            reader.close()
 
     @_locked
     def commit(self) -> None:

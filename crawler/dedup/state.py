@@ -7,18 +7,19 @@ doc_id), exact-text owners (fingerprint -> doc_id) and the LSH buckets. The dedu
 :class:`crawler.dedup.engine.Deduplicator` and only uses these primitives.
 
 ``open_state(settings)`` opens the state named by ``GOVCRAWL_DEDUP_STATE`` (default
-``sqlite:///<GOVCRAWL_STATE_DIR>/dedup.sqlite``) and returns one shared instance per URI and
-process, so the dedup pipeline and a downloader middleware use the same object.
+``sqlite:///<GOVCRAWL_STATE_DIR>/dedup.sqlite``); the caller owns the instance and closes it. In a
+crawl, :class:`crawler.dedup.service.StateService` is the one that opens it, for every component
+of its crawler (and the crawls of one run share it, see that module).
 """
 
 from __future__ import annotations
 
-import threading
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from scrapy.utils.misc import load_object
 
@@ -46,32 +47,69 @@ class DedupStateError(ValueError):
     """The state cannot be used as it is: unreadable, or it belongs to another archive."""
 
 
-#: The ``meta`` key recording which archive a state describes.
+#: The ``meta`` keys recording which archive a state describes: its URI and its id (the
+#: archive's ``archive.json``), so that an archive emptied or replaced at the same URI is told
+#: apart from the one the state knows.
 ARCHIVE_KEY = "archive_uri"
+ARCHIVE_ID_KEY = "archive_id"
 
 REBUILD_HINT = "govcrawl archive rebuild-state --archive {archive} --state-dir {state_dir}"
 
 
-def bind_to_archive(state: DedupState, archive_uri: str, archive_has_documents: bool,
-                    state_dir: str) -> None:
+class ArchiveView(Protocol):
+    """What :func:`bind_to_archive` needs of an archive (``crawler.archive.Archive``)."""
+
+    uri: str
+
+    def archive_id(self) -> str | None: ...
+
+    def claim_id(self, archive_id: str) -> str: ...
+
+    def has_documents(self) -> bool: ...
+
+
+def bind_to_archive(state: DedupState, archive: ArchiveView, state_dir: str,
+                    reachable: bool = True) -> None:
     """Tie ``state`` to the archive it describes; refuse a state that belongs to another one.
 
     A state knows which documents an archive holds, so that known documents are not fetched
     again. Used with another archive it would skip everything and store nothing; empty beside an
     archive that has documents, it would rewrite them as new. Both are refused with what to do.
+    The archive's id (``archive.json``, made on first use) is kept in the state: an archive
+    emptied or replaced at the same URI is another archive. An unreachable store (an outage: the
+    crawl spools) is checked by URI only.
     """
-    bound = state.get_meta(ARCHIVE_KEY)
-    hint = REBUILD_HINT.format(archive=archive_uri, state_dir=state_dir)
-    if bound is None:
-        if archive_has_documents and not any(state.counts().values()):
-            raise DedupStateError(f"the dedup state in {state_dir} is empty but archive "
-                                  f"{archive_uri} has documents; rebuild it: {hint}")
-        state.set_meta(ARCHIVE_KEY, archive_uri)
-        state.commit()
-    elif bound != archive_uri:
+    uri = archive.uri
+    bound, bound_id = state.get_meta(ARCHIVE_KEY), state.get_meta(ARCHIVE_ID_KEY)
+    hint = REBUILD_HINT.format(archive=uri, state_dir=state_dir)
+    if bound is not None and bound != uri:
         raise DedupStateError(f"the state in {state_dir} belongs to archive {bound}, not "
-                              f"{archive_uri}: give each archive its own --state-dir (or "
+                              f"{uri}: give each archive its own --state-dir (or "
                               f"rebuild this one for it: {hint})")
+    if not reachable:
+        if bound is None:
+            state.set_meta(ARCHIVE_KEY, uri)
+            state.commit()
+        return
+    current = archive.archive_id()
+    knows_documents = bool(state.counts().get("versions"))
+    if bound is None or bound_id is None:  # a new state (or one from before archive ids)
+        if archive.has_documents() and not any(state.counts().values()):
+            raise DedupStateError(f"the dedup state in {state_dir} is empty but archive "
+                                  f"{uri} has documents; rebuild it: {hint}")
+        if current is None and knows_documents and not archive.has_documents():
+            raise DedupStateError(f"the state in {state_dir} knows documents but archive {uri} "
+                                  f"has none: for a new archive give a new --state-dir, or "
+                                  f"rebuild this one for it: {hint}")
+        state.set_meta(ARCHIVE_KEY, uri)
+        state.set_meta(ARCHIVE_ID_KEY, current or archive.claim_id(uuid.uuid4().hex))
+        state.commit()
+    elif current != bound_id:
+        what = "has no archive id (it was emptied or replaced)" if current is None else \
+            f"is another archive (id {current})"
+        raise DedupStateError(f"the state in {state_dir} describes archive {uri} with id "
+                              f"{bound_id}, but {uri} now {what}: for a new archive give a new "
+                              f"--state-dir, or rebuild this one for it: {hint}")
 
 
 class DedupRecordError(ValueError):
@@ -91,6 +129,13 @@ class UrlRecord:
     last_seen: str = ""
     first_seen: str = ""
     fingerprint: str = ""  # internal: what exact dedup compared (see DocRecord)
+
+
+def attachment_record(url: str, sha256: str, etag: str | None = None,
+                      last_modified: str | None = None, seen: str = "") -> UrlRecord:
+    """The URL record of an archived attachment: known (a list page linking it need not fetch it
+    again), but no document (empty ``doc_id``); ``text_hash`` is its body's SHA-256."""
+    return UrlRecord(url, "", 0, sha256, etag, last_modified, seen, seen, "")
 
 
 @dataclass
@@ -245,43 +290,24 @@ class DedupState(ABC):
     @abstractmethod
     def rollback(self) -> None: ...
 
-    def acquire(self) -> DedupState:
-        """Register one more user of this shared instance (see :meth:`release`)."""
-        self._users = getattr(self, "_users", 0) + 1
-        if not hasattr(self, "in_flight"):
-            #: ids of items whose state is written but not yet safe to commit, across every
-            #: crawl sharing this instance: a commit is only safe when this is empty.
-            self.in_flight: set[int] = set()
-        return self
+    # whole-state reads (``govcrawl archive verify``) --------------------------------------------
+    @abstractmethod
+    def iter_urls(self) -> Iterator[UrlRecord]:
+        """Every committed URL record (documents' and attachments')."""
 
-    def release(self) -> None:
-        """One user is done: commit, and close once no user is left.
-
-        Several crawls in one process (``govcrawl crawl --all``) share one instance; the first
-        to finish must not close it under the others.
-        """
-        self._users = getattr(self, "_users", 1) - 1
-        if self._users > 0:
-            self.commit()
-        else:
-            self.close()
+    @abstractmethod
+    def iter_versions(self) -> Iterator[VersionRecord]:
+        """Every committed version record."""
 
     def close(self) -> None:
-        """Commit and release the backend; the shared instance is dropped from the cache."""
+        """Commit and release the backend."""
         if not self.closed:
             self.commit()
             self._close()
             self.closed = True
-        with _LOCK:
-            if _OPEN.get(self.uri) is self:
-                del _OPEN[self.uri]
 
     @abstractmethod
     def _close(self) -> None: ...
-
-
-_OPEN: dict[str, DedupState] = {}
-_LOCK = threading.Lock()
 
 
 def _setting(settings: Any, name: str, default: Any = None) -> Any:
@@ -308,20 +334,26 @@ def _backends(settings: Any) -> dict[str, str]:
     return {**STATE_BACKENDS, **dict(extra or {})}
 
 
-def open_state(settings: Any = None) -> DedupState:
-    """The process-wide state for these settings (opened on first use, then shared)."""
+def state_class(settings: Any = None) -> type[DedupState]:
+    """The backend class of the state these settings name (by URI scheme)."""
     uri = state_uri(settings)
     scheme = uri.split(":", 1)[0].lower()
     backends = _backends(settings)
     if scheme not in backends:
         raise ValueError(f"unknown dedup state scheme {scheme!r} in {uri!r} "
                          f"(known: {', '.join(sorted(backends))})")
-    cls = load_object(backends[scheme])
-    key = cls.cache_key(uri) if hasattr(cls, "cache_key") else uri
-    with _LOCK:
-        state = _OPEN.get(key)
-        if state is None or state.closed:
-            state = cls.from_uri(uri, settings)
-            state.uri = key
-            _OPEN[key] = state
-        return state
+    return load_object(backends[scheme])
+
+
+def state_key(settings: Any = None) -> str:
+    """What identifies the state these settings name (an absolute path for SQLite), so that the
+    crawls of one run that name the same state share one instance."""
+    cls, uri = state_class(settings), state_uri(settings)
+    return cls.cache_key(uri) if hasattr(cls, "cache_key") else uri
+
+
+def open_state(settings: Any = None) -> DedupState:
+    """Open the state these settings name; the caller owns it (and closes it)."""
+    state = state_class(settings).from_uri(state_uri(settings), settings)
+    state.uri = state_key(settings)
+    return state
