@@ -92,15 +92,10 @@ def bind_to_archive(state: DedupState, archive: ArchiveView, state_dir: str,
             state.commit()
         return
     current = archive.archive_id()
-    knows_documents = bool(state.counts().get("versions"))
-    if bound is None or bound_id is None:  # a new state (or one from before archive ids)
+    if bound is None or bound_id is None:  # a new state, or one bound while the store was down
         if archive.has_documents() and not any(state.counts().values()):
             raise DedupStateError(f"the dedup state in {state_dir} is empty but archive "
                                   f"{uri} has documents; rebuild it: {hint}")
-        if current is None and knows_documents and not archive.has_documents():
-            raise DedupStateError(f"the state in {state_dir} knows documents but archive {uri} "
-                                  f"has none: for a new archive give a new --state-dir, or "
-                                  f"rebuild this one for it: {hint}")
         state.set_meta(ARCHIVE_KEY, uri)
         state.set_meta(ARCHIVE_ID_KEY, current or archive.claim_id(uuid.uuid4().hex))
         state.commit()
