@@ -157,3 +157,25 @@ def test_local_store_failure_and_damaged_spool_entry(tmp_path):
     archive = open_archive(uri)
     assert archive.verify().ok
     assert not any("d003" in k for k in archive.store.list())
+
+
+def test_recovery_without_journal_and_racing_sweepers(tmp_path, caplog):
+    """A work directory without a journal (a writer killed before its first line) is recovered
+    (its WARC spooled); a sweeper that finds a directory another sweeper just recovered skips
+    it quietly (``crawl --all`` starts many writers at once)."""
+    from crawler.archive.outbox import _recover_dir, recover_orphans
+    from crawler.archive.spool import Spool
+
+    dead = ArchiveWriter(open_archive(str(tmp_path / "arch")), tmp_path / "state", CRAWL)
+    dead.open()
+    dead.write(sequence()[0])
+    dead.workdir.release()
+    dead.warc.close()
+    (dead.work / "journal.jsonl").unlink()
+    spool = Spool(tmp_path / "state" / "spool")
+    base = tmp_path / "state" / "archive-work"
+    with caplog.at_level("WARNING"):
+        assert recover_orphans(base, spool) == 1
+        assert _recover_dir(base, dead.work, spool) == 0  # gone: recovered by the sweep above
+    assert not any("could not recover" in r.message for r in caplog.records)
+    assert [spool.load(e).entry["kind"] for e in spool.ids()] == ["warc"]

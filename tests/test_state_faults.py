@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,3 +73,43 @@ def test_empty_state_beside_an_archive_is_refused_then_rebuilt(govcrawl, tmp_pat
     assert not list((archive / "docs").rglob("v2"))  # nothing rewritten as a new version
     verify = govcrawl("archive", "verify", "--archive", str(archive), cwd=tmp_path)
     assert verify.returncode == 0 and "BAD" not in verify.stdout, verify.stdout[-2000:]
+
+
+def test_an_archive_emptied_at_the_same_path_is_refused(govcrawl, tmp_path):
+    """The state keeps the archive's id (archive.json): the same path holding another (here:
+    an emptied) archive is not taken for the one the state knows, which would skip every
+    known document and leave the archive empty with exit 0."""
+    archive, state = tmp_path / "a", tmp_path / "state"
+    assert crawl(govcrawl, archive, state, tmp_path).returncode == 0
+    before = documents(archive)
+    shutil.rmtree(archive)
+    proc = crawl(govcrawl, archive, state, tmp_path)
+    assert proc.returncode == 2
+    line = one_line(proc)
+    assert "no archive id" in line and "govcrawl archive rebuild-state" in line
+    assert not (archive / "docs").exists()
+    rebuilt = govcrawl("archive", "rebuild-state", "--archive", str(archive), "--state-dir",
+                       str(state), cwd=tmp_path)
+    assert rebuilt.returncode == 0 and "0 documents" in rebuilt.stdout, rebuilt.stderr
+    again = crawl(govcrawl, archive, state, tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert documents(archive) == before
+
+
+def test_verify_fails_on_a_document_the_state_knows_but_the_archive_lacks(govcrawl, tmp_path):
+    """Completeness: a document version the dedup state knows must be in the archive, even when
+    no manifest line names it (a crawl killed before its manifest was written)."""
+    archive, state = tmp_path / "a", tmp_path / "state"
+    assert crawl(govcrawl, archive, state, tmp_path).returncode == 0
+    verify = ["archive", "verify", "--archive", str(archive), "--state-dir", str(state)]
+    assert govcrawl(*verify, cwd=tmp_path).returncode == 0
+    meta = sorted((archive / "docs").rglob("meta.json"))[0]
+    url, doc_id = (json.loads(meta.read_text())[k] for k in ("url", "doc_id"))
+    shutil.rmtree(meta.parent.parent)
+    for manifest in (archive / "crawls").rglob("manifest.jsonl"):
+        lines = manifest.read_text("utf-8").splitlines(keepends=True)
+        manifest.write_text("".join(x for x in lines if doc_id not in x), "utf-8")
+    proc = govcrawl(*verify, cwd=tmp_path)
+    assert proc.returncode == 1
+    bad = [line for line in proc.stdout.splitlines() if line.startswith("BAD")]
+    assert len(bad) == 1 and doc_id in bad[0] and url in bad[0], proc.stdout

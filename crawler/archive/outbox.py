@@ -337,9 +337,13 @@ def _recover_dir(base: Path, work: Path, spool: Spool) -> int:
         fh = open(work / ".lock", "r+")  # noqa: SIM115 - never create it in a vanishing dir
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            # No lock file: a writer between mkdir and lock, or (old) a torn setup.
-            if time.time() - work.stat().st_mtime > 3600:
-                shutil.rmtree(work, ignore_errors=True)
+            # No lock file: a writer between mkdir and lock, (old) a torn setup, or a directory
+            # another sweeper has just claimed.
+            try:
+                if time.time() - work.stat().st_mtime > 3600:
+                    shutil.rmtree(work, ignore_errors=True)
+            except FileNotFoundError:
+                pass
             return 0
         raise
     with fh:
@@ -347,6 +351,8 @@ def _recover_dir(base: Path, work: Path, spool: Spool) -> int:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return 0  # a live writer, or another sweeper at work
+        if not work.exists():
+            return 0  # another sweeper recovered it while we were opening its lock
         if not (work / "crawl.json").exists() and time.time() - work.stat().st_mtime < 3600:
             return 0  # a writer still setting up (it locks right after mkdir)
         if work.name.startswith(_CLAIMED):

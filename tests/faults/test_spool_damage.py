@@ -3,7 +3,7 @@ dedup verdict is undone, so that the next crawl fetches the document again (none
 
 | fault | user sees | way out |
 |---|---|---|
-| a spooled document damaged on disk | the crawl that finds it logs it, fetches the document again | - |
+| spooled document damaged on disk | an error log line; the document is fetched again | - |
 """
 
 from __future__ import annotations
