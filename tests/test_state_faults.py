@@ -61,7 +61,8 @@ def test_empty_state_beside_an_archive_is_refused_then_rebuilt(govcrawl, tmp_pat
     db.write_bytes(b"")  # a zero-byte state file
     proc = crawl(govcrawl, archive, state, tmp_path)
     assert proc.returncode == 2
-    assert "rebuild-state" in one_line(proc)
+    line = one_line(proc)
+    assert "rebuild-state" in line and str(db) in line
 
     rebuilt = govcrawl("archive", "rebuild-state", "--archive", str(archive), "--state-dir",
                        str(state), cwd=tmp_path)

@@ -80,6 +80,7 @@ def bind_to_archive(state: DedupState, archive: ArchiveView, state_dir: str,
     crawl spools) is checked by URI only.
     """
     uri = archive.uri
+    where = str(getattr(state, "path", "") or state.uri)  # the state's file (SQLite), or URI
     bound, bound_id = state.get_meta(ARCHIVE_KEY), state.get_meta(ARCHIVE_ID_KEY)
     hint = REBUILD_HINT.format(archive=uri, state_dir=state_dir)
     if bound is not None and bound != uri:
@@ -94,8 +95,8 @@ def bind_to_archive(state: DedupState, archive: ArchiveView, state_dir: str,
     current = archive.archive_id()
     if bound is None or bound_id is None:  # a new state, or one bound while the store was down
         if archive.has_documents() and not any(state.counts().values()):
-            raise DedupStateError(f"the dedup state in {state_dir} is empty but archive "
-                                  f"{uri} has documents; rebuild it: {hint}")
+            raise DedupStateError(f"the dedup state {where} is empty but archive {uri} has "
+                                  f"documents; rebuild it: {hint}")
         state.set_meta(ARCHIVE_KEY, uri)
         state.set_meta(ARCHIVE_ID_KEY, current or archive.claim_id(uuid.uuid4().hex))
         state.commit()
