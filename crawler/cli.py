@@ -185,11 +185,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     overrides.setdefault("GOVCRAWL_EXTRACT_WORKERS", 0)
     if args.cassette:
         overrides["GOVCRAWL_CASSETTE"] = args.cassette
-    # One page: no progress line; a crawl report only when something is archived.
-    overrides["EXTENSIONS"] = {"crawler.extensions.Progress": None}
+    # One page: no progress line; a crawl report and the dedup state only when something is
+    # archived. (A dict setting given here replaces the project's: start from the declared one.)
+    from crawler import settings as declared
+
+    overrides["EXTENSIONS"] = {**declared.EXTENSIONS, "crawler.extensions.Progress": None}
     if not args.archive:  # nothing to keep: extraction only
         overrides["ITEM_PIPELINES"] = {"pipelines.extract.ExtractionPipeline": 100}
-        overrides["EXTENSIONS"]["crawler.extensions.CrawlReport"] = None
+        overrides["EXTENSIONS"].update({"crawler.extensions.CrawlReport": None,
+                                        "crawler.dedup.service.StateService": None})
     settings = project_settings(overrides)
     url = validate_url(args.url, settings)
     check_extract_workers(settings)

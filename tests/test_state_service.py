@@ -6,11 +6,12 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from scrapy import signals
 from scrapy.utils.test import get_crawler
 from twisted.internet.defer import Deferred
 
-from crawler.dedup.service import StateService, StateStores
+from crawler.dedup.service import StateService, StateServiceMissing, StateStores
 from crawler.incremental import IncrementalMiddleware
 from pipelines.dedup import DedupPipeline
 from tests.dedup_fixtures import STATE_EXTENSIONS, corpus_articles, make_item, seed_texts
@@ -115,3 +116,10 @@ def test_busy_crawl_commits_although_items_are_always_in_flight(tmp_path):
         loop.close()
     StateService.of(crawler).close()
     assert committed() == {i.url for i in items[:held + 1]}
+
+
+def test_dedup_stage_without_the_service_fails_loudly(tmp_path):
+    """Not NotConfigured: Scrapy would drop the dedup stage and archive without dedup."""
+    crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": str(tmp_path / "s")})
+    with pytest.raises(StateServiceMissing, match="StateService"):
+        DedupPipeline.from_crawler(crawler)

@@ -33,7 +33,6 @@ from collections.abc import Callable
 from typing import Any
 
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
@@ -146,6 +145,10 @@ class StateStores:
             self._open = {k: v for k, v in self._open.items() if v is not shared}
 
 
+class StateServiceMissing(RuntimeError):
+    """A component that needs the crawler's dedup state runs without the extension."""
+
+
 class StateService:
     """Scrapy extension: its crawler's dedup state, items in flight and commits."""
 
@@ -178,14 +181,15 @@ class StateService:
     @staticmethod
     def of(crawler: Any, required: bool = True) -> StateService | None:
         """The crawler's service (for the components that use the state); without it, raise
-        NotConfigured, or return None when not ``required``."""
+        :class:`StateServiceMissing` (not NotConfigured: Scrapy would quietly drop the dedup
+        stage), or return None when not ``required``."""
         try:
             service = crawler.get_extension(StateService)
         except RuntimeError:  # a crawler whose extensions are not built (yet)
             service = None
         if service is None and required:
-            raise NotConfigured("the dedup state needs the extension "
-                                "crawler.dedup.service.StateService in EXTENSIONS")
+            raise StateServiceMissing("the dedup state needs the extension "
+                                      "crawler.dedup.service.StateService in EXTENSIONS")
         return service
 
     # deciding ------------------------------------------------------------------------------
