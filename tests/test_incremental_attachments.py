@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from crawler.cassette import Interaction, write_cassette
+from tests.cassettes import Interaction, write_cassette
 from tests.conftest import CORPUS, run_govcrawl
 
 FILES = Path(__file__).resolve().parent / "fixtures" / "attachments"
