@@ -80,10 +80,14 @@ def _templates() -> list[tuple[str, str]]:
 
 
 class Site:
-    """Deterministic pages: article i and list page n are the same every time they are asked for."""
+    """Deterministic pages: article i and list page n are the same every time they are asked for.
 
-    def __init__(self, n_pages: int):
+    ``duplicates=False``: no exact or near duplicates (every article its own document, whatever
+    order a crawl meets them in)."""
+
+    def __init__(self, n_pages: int, duplicates: bool = True):
         self.n_pages = n_pages
+        self.duplicates = duplicates
         self.n_lists = (n_pages + PER_LIST - 1) // PER_LIST
         self.sentences = _sentences()
         self.templates = _templates()
@@ -94,7 +98,7 @@ class Site:
         return f"/xxgk/{month}/t{month}{1 + i % 28:02d}_{1_000_000 + i}.html"
 
     def body(self, i: int) -> list[str]:
-        kind = i % 20
+        kind = i % 20 if self.duplicates or i % 20 == 3 else 0
         if kind == 7 and i >= 7:  # exact duplicate of an earlier page, under another URL
             return self.body(i - 7)
         rng = random.Random(i)
