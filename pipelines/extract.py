@@ -18,6 +18,9 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -92,10 +95,30 @@ def read_attachment(body: bytes) -> tuple[AttachmentText | None, str | None]:
         return None, str(exc)
 
 
-def _lower_priority() -> None:
+def _worker_start(crawl_pid: int) -> None:
     """Worker start-up: yield the CPU to the crawl process, whose work (downloading, dedup,
-    archiving) is serial; workers only soak up what it leaves free."""
+    archiving) is serial; workers only soak up what it leaves free. And leave with the crawl:
+    a worker of a crawl that was SIGKILLed would otherwise wait for tasks forever (with its
+    forkserver, which the worker keeps alive), holding the crawl's stdout and stderr open."""
     os.nice(5)
+    threading.Thread(target=_exit_with, args=(crawl_pid,), daemon=True,
+                     name="govcrawl-exit-with-crawl").start()
+
+
+def _exit_with(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(0)
+    except (AttributeError, OSError):  # no pidfd (old kernel): poll
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            time.sleep(2)
+    select.select([fd], [], [])  # readable once the process has exited
+    os._exit(0)
 
 
 class WorkerPool:
@@ -119,7 +142,8 @@ class WorkerPool:
     def _start(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["pipelines.extract"])
-        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_lower_priority)
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_start,
+                                   initargs=(os.getpid(),))
 
     @classmethod
     def acquire(cls, workers: int) -> WorkerPool:

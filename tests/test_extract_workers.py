@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 from scrapy.utils.test import get_crawler
 
 from crawler.runner import project_settings
 from pipelines.extract import ExtractionPipeline, WorkerPool, extract_workers
-from tests.conftest import CASSETTES
+from tests.conftest import CASSETTES, REPO
 
 NINGBO = "http://www.ningbo.gov.cn/art/2023/3/31/art_1229116967_59432101.html"
 
@@ -97,3 +102,45 @@ def test_a_dying_worker_fails_its_task_and_new_workers_serve_the_rest():
         assert all(isinstance(pid, int) for pid in asyncio.run(run()))
     finally:
         pool.release()
+
+
+POOL_THEN_SLEEP = """
+import asyncio, os, sys, time
+from pipelines.extract import WorkerPool
+
+async def pids():
+    return set(await asyncio.gather(*(pool.run(os.getpid) for _ in range(8))))
+
+pool = WorkerPool.acquire(2)
+print(*asyncio.run(pids()), flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_leave_with_a_sigkilled_crawl(tmp_path):
+    """A crawl killed with SIGKILL leaves no extraction worker behind (they used to wait for
+    tasks forever, holding the dead crawl's stdout open)."""
+    proc = subprocess.Popen([sys.executable, "-c", POOL_THEN_SLEEP], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        assert workers and all(map(_alive, workers))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers))
+        assert proc.stdout.read() == ""  # EOF: no process holds the pipe any more
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
