@@ -275,15 +275,20 @@ class Run:
         return 1000 * cpu / max(self.docs, 1)
 
 
-def ours(base: str, args: argparse.Namespace, served: Any, tmp: str) -> Run:
-    """``govcrawl crawl`` of the local site with the product's defaults + :data:`LOOPBACK`."""
-    profile = Path(tmp) / "bench.yaml"
-    profile.write_text(json.dumps({
-        "name": "bench", "title": "benchmark site", "start_urls": [f"{base}/xxgk/index.html"],
+def write_profile(base: str, pages: int, path: Path, name: str = "bench") -> Path:
+    """The site profile (docs/adding-a-site.md; JSON is YAML) of the local site at ``base``."""
+    path.write_text(json.dumps({
+        "name": name, "title": "benchmark site", "start_urls": [f"{base}/xxgk/index.html"],
         "allowed_domains": ["127.0.0.1"], "article_patterns": [r"/t\d{8}_\d+\.html$"],
         "list_patterns": [r"/xxgk/index(_\d+)?\.html$"],
-        "max_pages": args.pages // PER_LIST + 10, "max_depth": 1,
+        "max_pages": pages // PER_LIST + 10, "max_depth": 1,
     }), encoding="utf-8")
+    return path
+
+
+def ours(base: str, args: argparse.Namespace, served: Any, tmp: str) -> Run:
+    """``govcrawl crawl`` of the local site with the product's defaults + :data:`LOOPBACK`."""
+    profile = write_profile(base, args.pages, Path(tmp) / "bench.yaml")
     python = [sys.executable]
     if args.profile:
         python += ["-m", "cProfile", "-o", str(Path(args.profile).resolve() / "crawl.prof")]

@@ -223,6 +223,11 @@ class FetchFailed(Exception):
     """The fetch ran but produced no document: exit code 1."""
 
 
+class WorkFailed(Exception):
+    """The work could not be done (a service it needs is down), the input was fine: one line,
+    exit code 1."""
+
+
 # --- crawl ------------------------------------------------------------------------------------
 
 
@@ -293,12 +298,20 @@ def check_cluster(settings: Any) -> None:
     if not archive.startswith("s3://"):
         raise UsageError(f"--redis: the archive {archive!r} is local to this machine; the workers "
                          "of a cluster share one archive: give --archive s3://bucket/prefix/")
+    from crawler.cluster import OUTAGE_ERRORS
+
     try:
         client = redis.Redis.from_url(str(url), socket_connect_timeout=5, socket_timeout=5)
         client.ping()
         client.close()
-    except (redis.RedisError, ValueError) as exc:
-        raise UsageError(f"--redis: cannot reach Redis at {url} ({exc})") from None
+    except redis.AuthenticationError as exc:  # a ConnectionError to redis-py, bad config to us
+        raise UsageError(f"--redis: Redis at {url} refused us ({exc})") from None
+    except OUTAGE_ERRORS as exc:  # down or starting: the work fails, the command was right
+        raise WorkFailed(f"--redis: cannot reach Redis at {url} ({exc}): nothing crawled; start "
+                         "the worker again once Redis answers (running workers wait for it)"
+                         ) from None
+    except (redis.RedisError, ValueError) as exc:  # a bad database number ...
+        raise UsageError(f"--redis: Redis at {url} refused us ({exc})") from None
     if not settings.get("GOVCRAWL_DEDUP_STATE"):
         settings.set("GOVCRAWL_DEDUP_STATE", str(url), priority="cmdline")
 
@@ -639,6 +652,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FetchFailed as exc:
         print(f"govcrawl: fetch failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except WorkFailed as exc:
+        print(f"govcrawl: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("govcrawl: interrupted", file=sys.stderr)

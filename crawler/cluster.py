@@ -294,7 +294,7 @@ class ClusterScheduler(Scheduler):
                 if not queued:
                     queued = self._hold(request)
                 elif self.stats:
-                    self.stats.inc_value("scheduler/enqueued/redis", spider=self.spider)
+                    self.stats.inc_value("scheduler/enqueued/redis")
         if old_lease:
             self._unacked.append(old_lease)
             self._flush()
@@ -313,7 +313,7 @@ class ClusterScheduler(Scheduler):
             return None
         request = self._guard(lambda: self.queue.pop(0))
         if request is not None and self.stats:
-            self.stats.inc_value("scheduler/dequeued/redis", spider=self.spider)
+            self.stats.inc_value("scheduler/dequeued/redis")
         return request
 
     def has_pending_requests(self) -> bool:

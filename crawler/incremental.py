@@ -105,7 +105,10 @@ class IncrementalMiddleware:
             return self.service.known(url)
         except Exception as exc:  # a state failure must not stop the crawl: fetch it again
             self.stats.inc_value("govcrawl/errors/incremental_state")
-            logger.warning("Dedup state lookup failed for %s: %s", url, exc)
+            # a server away (Redis restart) is logged once by the scheduler / dedup stage
+            away = isinstance(exc, self.service.state.unavailable)
+            logger.log(logging.DEBUG if away else logging.WARNING,
+                       "Dedup state lookup failed for %s: %s", url, exc)
             return None
 
     def _filter(self, response: Any, results: list[Any], spider: Any) -> Iterator[Any]:

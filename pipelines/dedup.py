@@ -42,7 +42,7 @@ class DedupPipeline:
             return item
         await self.service.admitted()
         response = item.response
-        item.dedup = self.service.check(
+        item.dedup = await self.service.check(
             item, text=doc.searchable_text(), site=item.site, index_no=doc.index_no,
             title=doc.title, attachments=doc.attachments, etag=response.header("ETag"),
             last_modified=response.header("Last-Modified"), requested_url=response.requested_url,

@@ -142,6 +142,7 @@ def assert_archived_exactly_once(cluster: Cluster, expected: dict, portal: Porta
     # politeness per host, as it is today: each worker holds its own per-host slots
     [(host, peak)] = portal.peak.items()
     assert host == cluster_host(portal) and 1 <= peak <= WORKERS * PER_HOST, portal.peak
+    print(f"peak concurrent requests on {host}: {peak}")
 
 
 def cluster_host(portal: Portal) -> str:
@@ -172,6 +173,13 @@ def test_a_worker_sigkilled_mid_crawl_loses_nothing_and_doubles_nothing(
         assert code == 0, err[-3000:]
     # what the victim had leased came back and was crawled by the others
     assert held and not cluster.leases_of(victim)
+    assert s3_documents(cluster.s3, cluster.bucket, "cluster/") == one_process
+    # the raw records (WARC) of what the victim archived are still in its --state-dir: its
+    # machine restarts it, it uploads them (and its manifest), finds the crawl done and leaves
+    again = run_govcrawl("crawl", SITE, "--redis", cluster.redis.url, "--archive",
+                         cluster.archive, "--state-dir", str(tmp_path / "w0"),
+                         *WORKER_SETTINGS, env=cluster.env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
     assert_archived_exactly_once(cluster, one_process, portal)
 
 

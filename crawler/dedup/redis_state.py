@@ -140,6 +140,8 @@ def _member_url(member: bytes) -> str:
 class RedisDedupState(DedupState):
     """:class:`DedupState` in Redis; uncommitted writes are kept in this process until commit."""
 
+    unavailable = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
     def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, uri: str = ""):
         self.client = client
         self.prefix = prefix

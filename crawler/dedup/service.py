@@ -23,14 +23,23 @@ itself, at least every ``GOVCRAWL_STATE_COMMIT_INTERVAL`` seconds or
 ``GOVCRAWL_STATE_COMMIT_ITEMS`` decisions: new items then wait at the dedup stage until the ones
 in flight are archived, the state is committed, and they go on. A crash loses at most that window,
 whose documents the next run fetches (and archives, idempotently) again.
+
+A state whose server is away for a while (a Redis restart: ``DedupState.unavailable`` errors)
+holds items back instead of failing them: what the interrupted check had written is rolled back
+(with the uncommitted window, whose documents are then seen again next time), the check is tried
+again with backoff (up to ``GOVCRAWL_REDIS_RETRY_MAX`` seconds between tries) and one line is
+logged per outage (none on the cluster's own Redis, whose outage the scheduler reports); a
+commit that fails is kept for the next one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -80,6 +89,9 @@ class SharedState:
         self.commits = 0
         self.last_commit = clock()
         self._waiters: list[Deferred[None]] = []
+        #: when the state's server went away (None: reachable), and how to log it
+        self.away_since: float | None = None
+        self.outage_level = logging.ERROR
 
     def due(self) -> bool:
         """A commit is owed: enough writes, or time, since the last one."""
@@ -111,12 +123,37 @@ class SharedState:
 
     def commit(self) -> None:
         if self.dirty and not self.state.closed:
-            self.state.commit()
-            self.commits += 1
-        self.dirty, self.last_commit = 0, self.clock()
+            try:
+                self.state.commit()
+            except self.state.unavailable as exc:  # kept: the next commit sends it
+                self.unavailable(exc, rollback=False)
+            else:
+                self.commits += 1
+                self.dirty = 0
+                self.back()
+        self.last_commit = self.clock()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.callback(None)
+
+    # the state's server away ----------------------------------------------------------------
+    def unavailable(self, exc: BaseException, rollback: bool = True) -> None:
+        """An operation failed because the state's server is away: undo what it half wrote
+        (every uncommitted write: the state never claims what the archive may lack) and say so
+        once per outage."""
+        if rollback:
+            self.state.rollback()
+            self.dirty = 0
+        if self.away_since is None:
+            self.away_since = self.clock()
+            logger.log(self.outage_level, "Dedup state unreachable (%s): holding items back, "
+                       "retrying", exc)
+
+    def back(self) -> None:
+        if self.away_since is not None:
+            logger.log(max(self.outage_level - 10, logging.DEBUG), "Dedup state is back after "
+                       "%.0f s", self.clock() - self.away_since)
+            self.away_since = None
 
 
 class StateStores:
@@ -167,6 +204,11 @@ class StateService:
         #: this crawl's items in flight: id(item) -> its verdict
         self._in_flight: dict[int, DedupResult] = {}
         self.closed = False
+        self.retry_max = crawler.settings.getfloat("GOVCRAWL_REDIS_RETRY_MAX", 30.0)
+        # on the cluster's own Redis the scheduler already logs the outage (one line, not two)
+        cluster = urlsplit(str(crawler.settings.get("GOVCRAWL_REDIS_URL") or "")).netloc
+        if cluster and urlsplit(str(getattr(self.state, "uri", ""))).netloc == cluster:
+            self.shared.outage_level = logging.DEBUG
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StateService:
@@ -200,12 +242,24 @@ class StateService:
             self.stats.inc_value("govcrawl/dedup/commit_waits")
             await maybe_deferred_to_future(waiter)
 
-    def check(self, item: Any, **kwargs: Any) -> DedupResult:
-        """Decide ``item`` (:meth:`Deduplicator.check`); it is in flight until it settles."""
-        result = self.dedup.check(item.url, **kwargs)
-        self._in_flight[id(item)] = result
-        self.shared.wrote(in_flight=True)
-        return result
+    async def check(self, item: Any, **kwargs: Any) -> DedupResult:
+        """Decide ``item`` (:meth:`Deduplicator.check`); it is in flight until it settles.
+        While the state's server is away, wait for it (see the module doc)."""
+        backoff = 0.5
+        while True:
+            try:
+                result = self.dedup.check(item.url, **kwargs)
+            except self.state.unavailable as exc:
+                self.stats.inc_value("govcrawl/dedup/state_outages", int(
+                    self.shared.away_since is None))
+                self.shared.unavailable(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.retry_max)
+                continue
+            self.shared.back()
+            self._in_flight[id(item)] = result
+            self.shared.wrote(in_flight=True)
+            return result
 
     def known(self, url: str) -> UrlRecord | None:
         """The state's record of ``url`` (a document or an attachment), or None."""
@@ -225,7 +279,10 @@ class StateService:
         if result is None:
             return
         logger.warning("undoing dedup state of %s after a pipeline error", item.url)
-        self.dedup.undo(result)
+        try:
+            self.dedup.undo(result)
+        except self.state.unavailable as exc:  # rolled back with the uncommitted window
+            self.shared.unavailable(exc)
         self.stats.inc_value("govcrawl/dedup/undone")
         self.shared.dirty += 1
         self.shared.settle()
@@ -234,9 +291,13 @@ class StateService:
         """An archived attachment is known: a list page linking it need not fetch it again."""
         rec = item.response
         sha, now = sha256_hex(rec.body), utc_now()
-        for url in {rec.requested_url or rec.url, rec.url}:
-            self.state.put_url(attachment_record(url, sha, rec.header("ETag"),
-                                                 rec.header("Last-Modified"), now))
+        try:
+            for url in {rec.requested_url or rec.url, rec.url}:
+                self.state.put_url(attachment_record(url, sha, rec.header("ETag"),
+                                                     rec.header("Last-Modified"), now))
+        except self.state.unavailable as exc:  # not recorded: the next crawl fetches it again
+            self.shared.unavailable(exc)
+            return
         self.shared.wrote()
 
     def forget(self, verdicts: list[dict[str, Any]]) -> None:

@@ -169,6 +169,8 @@ class DedupState(ABC):
 
     uri: str = ""
     closed: bool = False
+    #: Errors meaning "the state's server is away for now" (a Redis restart): try again later.
+    unavailable: tuple[type[BaseException], ...] = ()
 
     @classmethod
     @abstractmethod
