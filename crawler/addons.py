@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from crawler.items import new_crawl_id
@@ -28,7 +29,11 @@ class CrawlId:
 class Cluster:
     """With ``GOVCRAWL_REDIS_URL`` set, the crawl joins the cluster crawl of its site on that Redis
     (:mod:`crawler.cluster`): scrapy-redis' dupefilter, our leased scheduler, and the dedup state
-    in the same Redis unless ``GOVCRAWL_DEDUP_STATE`` names another. Without it nothing changes."""
+    in the same Redis unless ``GOVCRAWL_DEDUP_STATE`` names another. Without it nothing changes.
+
+    Each worker's part of the crawl gets a crawl id of its own (the id + ``-w<8 hex>``): workers
+    started in the same second had the same id, so their WARC segments collided (one worker's
+    raw records refused by the archive) and each rewrote the others' ``manifest.jsonl``."""
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Cluster:
@@ -47,5 +52,9 @@ class Cluster:
         settings.set("SCHEDULER_DUPEFILTER_KEY", "govcrawl:%(spider)s:dupefilter",
                      priority="addon")
         settings.set("REDIS_URL", url, priority="addon")
+        crawl = settings.get("GOVCRAWL_CRAWL_ID")
+        if crawl:
+            settings.set("GOVCRAWL_CRAWL_ID", f"{crawl}-w{uuid.uuid4().hex[:8]}",
+                         priority=settings.getpriority("GOVCRAWL_CRAWL_ID"))
         if not settings.get("GOVCRAWL_DEDUP_STATE"):
             settings.set("GOVCRAWL_DEDUP_STATE", url, priority="addon")

@@ -98,3 +98,22 @@ def test_a_local_archive_or_a_bad_redis_url_is_refused(tmp_path, redis_private):
                         "s3://bucket/x/", cwd=tmp_path)
     assert proc.returncode == 2 and "not a redis URL" in proc.stderr
     assert not (tmp_path / "a").exists()
+
+
+def test_each_worker_has_a_crawl_id_of_its_own():
+    """Workers started in the same second had one crawl id: their WARC segments collided and
+    each rewrote the others' manifest."""
+    from scrapy.settings import Settings
+
+    from crawler.addons import Cluster
+
+    ids = []
+    for _ in range(2):
+        settings = Settings({"GOVCRAWL_REDIS_URL": "redis://127.0.0.1:1/0"})
+        settings.set("GOVCRAWL_CRAWL_ID", "20261203T165132Z-portal", priority="addon")
+        Cluster().update_settings(settings)
+        ids.append(settings.get("GOVCRAWL_CRAWL_ID"))
+    assert ids[0] != ids[1] and all(i.startswith("20261203T165132Z-portal-w") for i in ids)
+    plain = Settings({"GOVCRAWL_CRAWL_ID": "x"})
+    Cluster().update_settings(plain)  # no cluster: the id is left alone
+    assert plain.get("GOVCRAWL_CRAWL_ID") == "x"
