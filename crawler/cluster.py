@@ -54,12 +54,33 @@ logger = logging.getLogger(__name__)
 LEASE = "govcrawl_lease"
 KEY_PREFIX = "govcrawl:"
 
-#: Requeue expired leases (at most 100 per call), then lease the best request.
-#: KEYS: queue, leases (id -> expiry ms), leased (id -> request), scores (id -> queue score).
-#: ARGV: lease ttl ms, lease id.  Returns the request (or nil). Time is the Redis server's.
-POP_SCRIPT = """
+#: Time no worker could reach Redis (an outage, a restart) does not count against leases: the
+#: clock key holds the last time a worker called; a gap of more than ARGV[gap] ms (half the
+#: lease TTL: live workers call at least every quarter TTL) moves every lease's expiry on by
+#: the gap. Without it, leases expired while Redis was away and were crawled a second time by
+#: another worker while their holder still worked on them. The clock is kept while the site has
+#: requests queued or leased, and dropped with them.
+CLOCK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local last = tonumber(redis.call('GET', KEYS[5]) or now)
+if now - last > tonumber(ARGV[3]) then
+  local all = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do redis.call('ZADD', KEYS[2], tonumber(all[i + 1]) + now - last, all[i]) end
+end
+local function tick()
+  if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) > 0 then
+    redis.call('SET', KEYS[5], now)
+  else
+    redis.call('DEL', KEYS[5])
+  end
+end
+"""
+#: Requeue expired leases (at most 100 per call), then lease the best request.
+#: KEYS: queue, leases (id -> expiry ms), leased (id -> request), scores (id -> queue score),
+#: clock. ARGV: lease ttl ms, lease id, gap ms. Returns the request (or nil). Time is the Redis
+#: server's.
+POP_SCRIPT = CLOCK + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
   local data = redis.call('HGET', KEYS[3], id)
@@ -69,18 +90,19 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', KEYS[4], id)
 end
 local top = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #top == 0 then return false end
+if #top == 0 then tick() return false end
 redis.call('ZREM', KEYS[1], top[1])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[2], top[1])
 redis.call('HSET', KEYS[4], ARGV[2], top[2])
+tick()
 return top[1]
 """
-#: Extend the leases still held (``ZADD XX``). KEYS: leases. ARGV: ttl ms, ids...
-RENEW_SCRIPT = """
-local t = redis.call('TIME')
-local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', expiry, ARGV[i]) end
+#: Extend the leases still held (``ZADD XX``), keep the clock. KEYS: as POP_SCRIPT. ARGV: ttl
+#: ms, unused, gap ms, ids...
+RENEW_SCRIPT = CLOCK + """
+for i = 4, #ARGV do redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
+tick()
 return 1
 """
 
@@ -103,6 +125,8 @@ class LeasedQueue(PriorityQueue):
                                                  f"{self.key}:scores")
         self.ttl_ms = int(ttl * 1000)
         self.worker = worker or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.clock = f"{self.key}:clock"
+        self.gap_ms = max(self.ttl_ms // 2, 2000)  # renewals come every max(1 s, TTL/4)
         self._pop = server.register_script(POP_SCRIPT)
         self._renew = server.register_script(RENEW_SCRIPT)
         self._count = 0
@@ -111,8 +135,7 @@ class LeasedQueue(PriorityQueue):
     def pop(self, timeout: int = 0) -> Request | None:
         self._count += 1
         lease = f"{self.worker}:{self._count}"
-        data = self._pop(keys=[self.key, self.leases, self.leased, self.scores],
-                         args=[self.ttl_ms, lease])
+        data = self._pop(keys=self._keys(), args=[self.ttl_ms, lease, self.gap_ms])
         if not data:
             return None
         self.held.add(lease)
@@ -131,15 +154,19 @@ class LeasedQueue(PriorityQueue):
             pipe.execute()
         self.held.discard(lease)
 
+    def _keys(self) -> list[str]:
+        return [self.key, self.leases, self.leased, self.scores, self.clock]
+
     def renew(self) -> None:
-        if self.held:
-            self._renew(keys=[self.leases], args=[self.ttl_ms, *self.held])
+        """Extend this worker's leases; called every quarter TTL even with none, which keeps the
+        cluster's clock going (see :data:`CLOCK`)."""
+        self._renew(keys=self._keys(), args=[self.ttl_ms, "", self.gap_ms, *self.held])
 
     def leased_count(self) -> int:
         return int(self.server.zcard(self.leases))
 
     def clear(self) -> None:
-        self.server.delete(self.key, self.leases, self.leased, self.scores)
+        self.server.delete(*self._keys())
 
 
 class ClusterScheduler(Scheduler):
@@ -228,8 +255,9 @@ class ClusterScheduler(Scheduler):
                            "acknowledged (they return to the queue when their lease expires)",
                            len(self._unpushed), len(self._unacked))
             return
-        if self._guard(self._drained, False):
-            self._guard(self.df.clear)  # the crawl is over: the next one starts afresh
+        if self._guard(self._drained, False):  # the crawl is over: the next one starts afresh
+            self._guard(self.df.clear)
+            self._guard(lambda: self.server.delete(self.queue.clock))
 
     # Redis outages ----------------------------------------------------------------------------
     def _guard(self, call: Any, default: Any = None) -> Any:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,31 @@ def test_each_worker_has_a_crawl_id_of_its_own():
     plain = Settings({"GOVCRAWL_CRAWL_ID": "x"})
     Cluster().update_settings(plain)  # no cluster: the id is left alone
     assert plain.get("GOVCRAWL_CRAWL_ID") == "x"
+
+
+def test_leases_do_not_age_while_redis_is_away(redis_private):
+    """A Redis restart longer than the lease TTL used to expire every lease: other workers
+    crawled those requests again while their holders still worked on them (two workers wrote
+    one document at once: a manifest line whose meta.json bytes were the other worker's)."""
+    from scrapy import Request, Spider
+
+    from crawler.cluster import LeasedQueue
+
+    spider, server = Spider("clock"), redis_private.client()
+    holder, other = (LeasedQueue(server, spider, "govcrawl:clock:requests", ttl=2.0, worker=w)
+                     for w in ("holder", "other"))
+    for n in range(2):
+        holder.push(Request(f"http://127.0.0.1/{n}"))
+    taken = holder.pop()
+    holder.renew()
+    redis_private.restart(down_for=3)  # nobody reaches Redis for longer than the TTL
+    assert other.pop().url != taken.url  # the other request, not the holder's lease
+    assert other.pop() is None
+    # a holder that is gone for good: its lease comes back once live workers' time passes
+    for _ in range(40):  # bounded: 20 s
+        other.renew()
+        back = other.pop()
+        if back is not None:
+            break
+        time.sleep(0.5)
+    assert back is not None and back.url == taken.url
