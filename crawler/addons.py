@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from scrapy.settings import SETTINGS_PRIORITIES
+
 from crawler.items import new_crawl_id
 
 
@@ -23,7 +25,11 @@ class CrawlId:
     def update_settings(self, settings: Any) -> None:
         if not settings.get("GOVCRAWL_CRAWL_ID"):
             name = getattr(self.crawler.spidercls, "name", None) or "crawl"
-            settings.set("GOVCRAWL_CRAWL_ID", new_crawl_id(name), priority="addon")
+            # at the priority of the empty default (the project's), or the add-on's would lose
+            # to it and every component would make an id of its own, later
+            priority = max(settings.getpriority("GOVCRAWL_CRAWL_ID") or 0,
+                           SETTINGS_PRIORITIES["addon"])
+            settings.set("GOVCRAWL_CRAWL_ID", new_crawl_id(name), priority=priority)
 
 
 class Cluster:

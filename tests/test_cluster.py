@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -104,20 +105,25 @@ def test_a_local_archive_or_a_bad_redis_url_is_refused(tmp_path, redis_private):
 def test_each_worker_has_a_crawl_id_of_its_own():
     """Workers started in the same second had one crawl id: their WARC segments collided and
     each rewrote the others' manifest."""
-    from scrapy.settings import Settings
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
 
-    from crawler.addons import Cluster
+    from crawler.runner import project_settings
 
-    ids = []
-    for _ in range(2):
-        settings = Settings({"GOVCRAWL_REDIS_URL": "redis://127.0.0.1:1/0"})
-        settings.set("GOVCRAWL_CRAWL_ID", "20261203T165132Z-portal", priority="addon")
-        Cluster().update_settings(settings)
-        ids.append(settings.get("GOVCRAWL_CRAWL_ID"))
-    assert ids[0] != ids[1] and all(i.startswith("20261203T165132Z-portal-w") for i in ids)
-    plain = Settings({"GOVCRAWL_CRAWL_ID": "x"})
-    Cluster().update_settings(plain)  # no cluster: the id is left alone
-    assert plain.get("GOVCRAWL_CRAWL_ID") == "x"
+    class Portal(Spider):
+        name = "portal"
+
+    def crawl_id(**overrides: str) -> str:
+        crawler = Crawler(Portal, project_settings(overrides))
+        crawler.addons.load_settings(crawler.settings)  # as the crawl does, before it starts
+        return crawler.settings.get("GOVCRAWL_CRAWL_ID")
+
+    cluster = {"GOVCRAWL_REDIS_URL": "redis://127.0.0.1:1/0"}
+    ids = [crawl_id(**cluster), crawl_id(**cluster)]
+    assert ids[0] != ids[1] and all(re.fullmatch(r"\d{8}T\d{6}Z-portal-w[0-9a-f]{8}", i)
+                                    for i in ids), ids
+    assert re.fullmatch(r"\d{8}T\d{6}Z-portal", crawl_id())  # no cluster: as before
+    assert crawl_id(GOVCRAWL_CRAWL_ID="mine") == "mine"
 
 
 def test_leases_do_not_age_while_redis_is_away(redis_private):
