@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from scrapy.settings import SETTINGS_PRIORITIES
 
-from crawler.items import new_crawl_id
+from crawler.items import crawl_id
 
 
 class CrawlId:
@@ -24,12 +23,11 @@ class CrawlId:
 
     def update_settings(self, settings: Any) -> None:
         if not settings.get("GOVCRAWL_CRAWL_ID"):
-            name = getattr(self.crawler.spidercls, "name", None) or "crawl"
-            # at the priority of the empty default (the project's), or the add-on's would lose
-            # to it and every component would make an id of its own, later
+            # the id the spider took when it was made (before the add-ons), at the priority of
+            # the empty default (the project's): below it the add-on's value would not take
             priority = max(settings.getpriority("GOVCRAWL_CRAWL_ID") or 0,
                            SETTINGS_PRIORITIES["addon"])
-            settings.set("GOVCRAWL_CRAWL_ID", new_crawl_id(name), priority=priority)
+            settings.set("GOVCRAWL_CRAWL_ID", crawl_id(self.crawler), priority=priority)
 
 
 class Cluster:
@@ -37,9 +35,8 @@ class Cluster:
     (:mod:`crawler.cluster`): scrapy-redis' dupefilter, our leased scheduler, and the dedup state
     in the same Redis unless ``GOVCRAWL_DEDUP_STATE`` names another. Without it nothing changes.
 
-    Each worker's part of the crawl gets a crawl id of its own (the id + ``-w<8 hex>``): workers
-    started in the same second had the same id, so their WARC segments collided (one worker's
-    raw records refused by the archive) and each rewrote the others' ``manifest.jsonl``."""
+    Each worker's part of the crawl has a crawl id of its own (:func:`crawler.items.new_crawl_id`).
+    """
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Cluster:
@@ -58,9 +55,5 @@ class Cluster:
         settings.set("SCHEDULER_DUPEFILTER_KEY", "govcrawl:%(spider)s:dupefilter",
                      priority="addon")
         settings.set("REDIS_URL", url, priority="addon")
-        crawl = settings.get("GOVCRAWL_CRAWL_ID")
-        if crawl:
-            settings.set("GOVCRAWL_CRAWL_ID", f"{crawl}-w{uuid.uuid4().hex[:8]}",
-                         priority=settings.getpriority("GOVCRAWL_CRAWL_ID"))
         if not settings.get("GOVCRAWL_DEDUP_STATE"):
             settings.set("GOVCRAWL_DEDUP_STATE", url, priority="addon")

@@ -9,6 +9,7 @@ over several pages, or an attachment). The pipelines then fill it in, in order:
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -183,9 +184,12 @@ class PageItem:
         return self.response.url
 
 
-def new_crawl_id(name: str) -> str:
-    """A fresh crawl id: UTC start time + spider name (``20240701T060000Z-liuzhi``)."""
-    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{name}"
+def new_crawl_id(name: str, worker: bool = False) -> str:
+    """A fresh crawl id: UTC start time + spider name (``20240701T060000Z-liuzhi``); a cluster
+    worker's part of a crawl gets ``-w<8 hex>`` too (workers started in the same second would
+    share one id: colliding WARC segments, each rewriting the others' manifest)."""
+    stamp = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{name}"
+    return f"{stamp}-w{uuid.uuid4().hex[:8]}" if worker else stamp
 
 
 #: Ids of crawlers built without the project's ``ADDONS`` (bare ``get_crawler`` in tests).
@@ -193,12 +197,14 @@ _UNSET_IDS: WeakKeyDictionary[Any, str] = WeakKeyDictionary()
 
 
 def crawl_id(crawler: Any) -> str:
-    """The id of the crawl ``crawler`` runs: its ``GOVCRAWL_CRAWL_ID`` setting, made once before
-    the crawl by :class:`crawler.addons.CrawlId`, so every component of one crawl agrees."""
+    """The id of the crawl ``crawler`` runs: its ``GOVCRAWL_CRAWL_ID`` setting, else made here
+    once per crawler (the spider asks before the add-ons run; :class:`crawler.addons.CrawlId`
+    then sets this same id), so every component of one crawl agrees."""
     value = crawler.settings.get("GOVCRAWL_CRAWL_ID")
     if value:
         return str(value)
     if crawler not in _UNSET_IDS:  # a crawler outside the project settings (no add-on)
         name = getattr(getattr(crawler, "spidercls", None), "name", None) or "crawl"
-        _UNSET_IDS[crawler] = new_crawl_id(name)
+        _UNSET_IDS[crawler] = new_crawl_id(
+            name, worker=bool(crawler.settings.get("GOVCRAWL_REDIS_URL")))
     return _UNSET_IDS[crawler]

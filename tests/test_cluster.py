@@ -108,6 +108,7 @@ def test_each_worker_has_a_crawl_id_of_its_own():
     from scrapy import Spider
     from scrapy.crawler import Crawler
 
+    from crawler import items
     from crawler.runner import project_settings
 
     class Portal(Spider):
@@ -115,8 +116,10 @@ def test_each_worker_has_a_crawl_id_of_its_own():
 
     def crawl_id(**overrides: str) -> str:
         crawler = Crawler(Portal, project_settings(overrides))
-        crawler.addons.load_settings(crawler.settings)  # as the crawl does, before it starts
-        return crawler.settings.get("GOVCRAWL_CRAWL_ID")
+        spiders = items.crawl_id(crawler)  # the spider takes it when it is made ...
+        crawler.addons.load_settings(crawler.settings)  # ... before the add-ons run
+        assert crawler.settings.get("GOVCRAWL_CRAWL_ID") == spiders  # one id for all
+        return spiders
 
     cluster = {"GOVCRAWL_REDIS_URL": "redis://127.0.0.1:1/0"}
     ids = [crawl_id(**cluster), crawl_id(**cluster)]
