@@ -79,10 +79,12 @@ def test_two_workers_on_the_cassettes_store_what_one_plain_crawl_stores(
     for w, (_out, err) in zip(workers, outputs, strict=True):
         assert w.returncode == 0, err[-3000:]
     assert s3_documents(s3_server, s3_bucket, "cluster/") == expected
-    # both workers did part of the work: the frontier is shared, not copied (each worker reads
-    # robots.txt of every host itself, so the sum is a little above one crawl's pages)
+    # the frontier is shared, not copied: together the workers fetch about one crawl's pages
+    # (each reads robots.txt of the hosts it meets itself, so a little more). Not "each did some":
+    # replayed cassettes are quick, and on a loaded machine one worker may open its spiders only
+    # after the other has crawled everything (seen: [0, 97])
     pages = [pages_fetched(out) for out, _ in outputs]
-    assert all(pages) and sum(pages) < 1.5 * pages_fetched(plain.stdout), pages
+    assert pages_fetched(plain.stdout) <= sum(pages) < 1.5 * pages_fetched(plain.stdout), pages
     verify = run_govcrawl("archive", "verify", "--archive", archive, cwd=tmp_path, env=env)
     assert verify.returncode == 0 and "BAD" not in verify.stdout, verify.stdout[-2000:]
     # the crawl is over: its frontier, leases and dupefilter are gone, the dedup state stays
