@@ -13,7 +13,6 @@ redis-server with AOF; Redis is stopped mid-crawl and started again on the same 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import time
@@ -22,12 +21,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import run_govcrawl
-from tests.dedup_fixtures import corpus_articles, make_item
+from tests.dedup_fixtures import corpus_articles, decide, make_item, make_pipeline
 from tests.portal import Portal
 from tests.redis_server import RedisServer
 from tests.s3server import s3_env, s3_server  # noqa: F401 (fixtures)
 from tests.test_cluster import s3_documents, worker
-from tests.test_dedup import make_pipeline
 
 ARTICLES = 300
 SITE = "portal"
@@ -113,14 +111,14 @@ def test_the_dedup_stage_holds_an_item_back_while_its_redis_is_away(tmp_path, re
     pipeline = make_pipeline(tmp_path / "state", GOVCRAWL_DEDUP_STATE=redis_aof.url,
                              GOVCRAWL_REDIS_RETRY_MAX=1)
     first, second = corpus_articles()[:2]
-    assert pipeline.process_item(make_item(first["url"], first["text"])).dedup.outcome == "new"
+    assert decide(pipeline, make_item(first["url"], first["text"])).dedup.outcome == "new"
     redis_aof.stop()
-    with caplog.at_level(logging.WARNING, logger="pipelines.dedup"):
-        waiting = pipeline.process_item(make_item(second["url"], second["text"]))
-        assert inspect.iscoroutine(waiting)
-
+    with caplog.at_level(logging.WARNING, logger="crawler.dedup.service"):
         async def restart_then_wait():
+            waiting = asyncio.ensure_future(
+                pipeline.process_item(make_item(second["url"], second["text"])))
             await asyncio.sleep(2)
+            assert not waiting.done()  # held back, not failed
             await asyncio.get_running_loop().run_in_executor(None, redis_aof.start)
             return await waiting
 
@@ -130,6 +128,6 @@ def test_the_dedup_stage_holds_an_item_back_while_its_redis_is_away(tmp_path, re
     assert len(lines) == 2 and "unreachable" in lines[0] and "is back" in lines[1], lines
     # the first item's uncommitted verdict was rolled back with the interrupted check: the
     # state never claims what the archive may not have
-    pipeline.item_done(item)
-    state = pipeline.state
+    pipeline.service.item_done(item)
+    state = pipeline.service.state
     assert state.get_url(second["url"]) is not None and state.get_url(first["url"]) is None
