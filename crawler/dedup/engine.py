@@ -109,10 +109,12 @@ def make_doc_id(url: str, ikey: str | None) -> str:
 
 
 def fingerprint(normalised: str, title: str | None = None,
-                attachments: Sequence[Mapping[str, str]] = (), short_text: int = 200) -> str:
-    """What exact dedup compares (see module doc)."""
+                attachments: Sequence[Mapping[str, str]] = (), short_text: int = 200, *,
+                text_hash: str | None = None) -> str:
+    """What exact dedup compares (see module doc). ``text_hash``: ``_sha256(normalised)`` if the
+    caller has it already (a long text's fingerprint is that hash)."""
     if len(normalised) >= short_text:
-        return _sha256(normalised)
+        return text_hash or _sha256(normalised)
     names = sorted(normalise_text(a.get("name") or posixpath.basename(urlsplit(
         a.get("url") or "").path)) for a in attachments)
     return _sha256("\x1f".join([normalised, normalise_text(title or ""), *names]))
@@ -149,7 +151,7 @@ class Deduplicator:
         curl = canonical_url(url)
         norm = normalise_text(text)
         th = _sha256(norm)
-        fp = fingerprint(norm, title, attachments, cfg.short_text)
+        fp = fingerprint(norm, title, attachments, cfg.short_text, text_hash=th)
         ikey = identity_key(site, curl, index_no)
 
         urec = st.get_url(curl)
@@ -288,7 +290,8 @@ def rebuild_state(state: DedupState, records: Iterable[Any], config: DedupConfig
         seen = r.get("seen_at") or r.get("fetched_at") or utc_now()
         norm = normalise_text(r.get("text") or "")
         th = _sha256(norm)
-        fp = fingerprint(norm, r.get("title"), r.get("attachments") or (), config.short_text)
+        fp = fingerprint(norm, r.get("title"), r.get("attachments") or (), config.short_text,
+                         text_hash=th)
         ikey = identity_key(r.get("site"), url, r.get("index_no"))
         canonical = r.get("canonical_id")
         alias = r.get("outcome") == DUPLICATE and canonical

@@ -47,9 +47,10 @@ def _shingle_hashes(normalised: str, n: int) -> np.ndarray:
     if len(codes) < n:
         codes = np.pad(codes, (0, n - len(codes)))
     count = len(codes) - n + 1
-    h = np.zeros(count, dtype=np.uint64)
-    for k in range(n):
-        h = h * _P + codes[k : k + count]
+    h = codes[:count].copy()  # = 0 * _P + codes[0 : count]
+    for k in range(1, n):  # in place: no new array per step
+        h *= _P
+        h += codes[k : k + count]
     h ^= h >> _SHIFT
     return (h & _MASK32).astype(np.uint32)
 
