@@ -436,3 +436,28 @@ def test_stores_reject_unsafe_keys(tmp_path, key):
         check_key(key)
     with pytest.raises(UnsafeKeyError):
         LocalStore(tmp_path).put(key, b"x", hashlib.sha256(b"x").hexdigest(), "text/plain")
+
+
+def test_warc_records_are_gzip_members_at_the_set_level(tmp_path):
+    """Each record is its own gzip member (what warcio writes, and what the recorded offsets
+    point at), compressed at GZIP_LEVEL: the bytes are those of zlib at that level."""
+    import gzip
+    import zlib
+
+    from crawler.archive.warc import GZIP_LEVEL, WarcSegments
+
+    page = (CORPUS / "pages" / "006.html").read_bytes()
+    rec = ResponseRecord(url=manifest()["006"]["url"], status=200,
+                         headers=[("Content-Type", "text/html")], body=page,
+                         fetched_at="2024-06-01T00:00:00Z")
+    segments = WarcSegments(tmp_path, CRAWL)
+    where = segments.write_exchange(rec)
+    [(_, path)] = segments.finish()
+    data = path.read_bytes()
+    member = data[where["offset"]:where["offset"] + where["length"]]
+    raw = gzip.decompress(member)  # one whole member: the response record alone
+    assert raw.startswith(b"WARC/1.0\r\n") and b"WARC-Type: response" in raw and page in raw
+    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    assert member[10:] == (z.compress(raw) + z.flush())[10:]  # past the gzip header
+    types = [r.rec_type for r in ArchiveIterator(io.BytesIO(data))]
+    assert types == ["warcinfo", "response", "request"]
