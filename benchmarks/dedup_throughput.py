@@ -115,16 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--state", help="SQLite file (default: a temporary directory)")
-    ap.add_argument("--num-perm", type=int, default=64)
-    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--num-perm", type=int, help="default: the product's (DedupConfig)")
+    ap.add_argument("--threshold", type=float, help="default: the product's (DedupConfig)")
     ap.add_argument("--commit-every", type=int, default=100)
     ap.add_argument("--report-every", type=int, default=5000)
     args = ap.parse_args(argv)
 
     tmp = tempfile.TemporaryDirectory()
     path = Path(args.state) if args.state else Path(tmp.name) / "dedup.sqlite"
-    state = SQLiteDedupState(path)
-    dedup = Deduplicator(state, DedupConfig(threshold=args.threshold, num_perm=args.num_perm))
+    # The product's state and settings (as `govcrawl crawl` opens them), but for what is given.
+    state = SQLiteDedupState.from_uri(f"sqlite:///{path}")
+    config = DedupConfig.from_settings({"GOVCRAWL_DEDUP_NUM_PERM": args.num_perm,
+                                        "GOVCRAWL_DEDUP_THRESHOLD": args.threshold})
+    args.num_perm, args.threshold = config.num_perm, config.threshold
+    print(f"dedup settings: {config}; SQLite state as the crawl opens it (from_uri)", flush=True)
+    dedup = Deduplicator(state, config)
     outcomes: Counter[str] = Counter()
     gen = documents(args.docs)
     rss_at: dict[int, float] = {}
