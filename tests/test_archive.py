@@ -461,3 +461,31 @@ def test_warc_records_are_gzip_members_at_the_set_level(tmp_path):
     assert member[10:] == (z.compress(raw) + z.flush())[10:]  # past the gzip header
     types = [r.rec_type for r in ArchiveIterator(io.BytesIO(data))]
     assert types == ["warcinfo", "response", "request"]
+
+
+@pytest.mark.parametrize("other_crawl", ["00000000T000000Z-first", "99991231T235959Z-last"])
+def test_verify_takes_any_recorded_write_of_an_object_rewritten_by_another_crawl(
+        archived, tmp_path, other_crawl):
+    """Two crawls wrote one key (a cluster worker re-crawled a document whose first worker died
+    before its verdict was committed): the object holds one of the recorded writes, whichever
+    crawl sorts last. Bytes no crawl recorded are still BAD."""
+    import hashlib
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(archived["tmp"] / "arch", root)
+    wanzai = site_part("www.wanzai.gov.cn")
+    key = f"docs/{wanzai}/d006/v1/meta.json"
+    rewritten = (root / key).read_bytes().replace(CRAWL.encode(), other_crawl.encode())
+    assert rewritten != (root / key).read_bytes()
+    (root / key).write_bytes(rewritten)
+    line = {"crawl_id": other_crawl, "objects": [
+        {"key": key, "sha256": hashlib.sha256(rewritten).hexdigest(), "written": True}]}
+    (root / "crawls" / other_crawl).mkdir(parents=True)
+    (root / "crawls" / other_crawl / "manifest.jsonl").write_text(json.dumps(line) + "\n")
+    archive = open_archive(str(root))
+    assert other_crawl in archive.crawls()
+    assert archive.verify().ok
+    (root / key).write_bytes(rewritten + b" ")
+    report = archive.verify()
+    assert [b for b in report.bad if b.startswith(key)], report.bad

@@ -232,30 +232,32 @@ class Archive:
         """Recompute the SHA-256 of every object the manifests list and compare (a listed
         object that is gone is BAD)."""
         report = VerifyReport()
-        seen: set[tuple[str, str]] = set()
+        seen: set[str] = set()
         crawl_ids = [crawl_id] if crawl_id else self.crawls()
-        # an object rewritten later (an attachment's text by `reextract`) is checked against
-        # what its latest write recorded
-        latest: dict[str, str] = {}
+        # an object written more than once (an attachment's text rewritten by `reextract`; a
+        # document re-crawled by a cluster worker after another died before its verdict was
+        # committed) is checked against every write the manifests record: bytes none of them
+        # wrote are BAD, an older write's hash is not
+        recorded: dict[str, set[str]] = {}
         for cid in self.crawls():
             for entry in self.manifest(cid):
                 for obj in entry.get("objects", []):
                     if obj.get("written", True):
-                        latest[obj.get("key", "")] = obj.get("sha256", "")
+                        recorded.setdefault(obj.get("key", ""), set()).add(obj.get("sha256", ""))
         for cid in crawl_ids:
             for entry in self.manifest(cid):
                 for obj in entry.get("objects", []):
                     key, want = obj.get("key", ""), obj.get("sha256", "")
-                    if (key, want) in seen or want != latest.get(key, want):
+                    if key in seen:
                         continue
-                    seen.add((key, want))
+                    seen.add(key)
                     report.checked += 1
                     try:
                         got = self.digest(key)
                     except KeyError:
                         report.bad.append(f"{key}: missing")
                         continue
-                    if got != want:
+                    if got not in recorded.get(key, {want}):
                         report.bad.append(f"{key}: sha256 {got} != recorded {want}")
                     elif progress:
                         progress(key)
