@@ -98,6 +98,16 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def redis_aof(tmp_path):
+    """A redis-server of this test's own with AOF persistence (restartable on its data dir)."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis", appendonly=True).start()
+    yield server
+    server.stop()
+
+
 class StateBackend:
     """Where a test's dedup states live: SQLite files in its tmp_path, or key prefixes of its
     own in the session's redis-server. ``uri(name)`` names one state; ``open(name)`` opens it."""

@@ -63,13 +63,6 @@ def one_process(portal: Portal, profile_env: dict[str, str], tmp_path_factory) -
     return documents
 
 
-@pytest.fixture
-def redis_aof(tmp_path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", appendonly=True).start()
-    yield server
-    server.stop()
-
-
 class Cluster:
     """WORKERS crawl processes of the portal, each with a state dir of its own."""
 

@@ -40,13 +40,6 @@ def portal(tmp_path) -> Iterator[Portal]:
         yield server
 
 
-@pytest.fixture
-def redis_aof(tmp_path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", appendonly=True).start()
-    yield server
-    server.stop()
-
-
 def crawl_args(redis: RedisServer, archive: str, state: str) -> list[str]:
     return ["crawl", SITE, "--redis", redis.url, "--archive", archive, "--state-dir", state,
             "-s", "GOVCRAWL_REDIS_LEASE_TTL=8", "-s", "GOVCRAWL_REDIS_RETRY_MAX=2"]
