@@ -489,3 +489,37 @@ def test_verify_takes_any_recorded_write_of_an_object_rewritten_by_another_crawl
     (root / key).write_bytes(rewritten + b" ")
     report = archive.verify()
     assert [b for b in report.bad if b.startswith(key)], report.bad
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_writer_killed_after_uploading_before_journalling_leaves_nothing_verify_rejects(
+        tmp_path, s3_server, where):  # noqa: F811
+    """A worker SIGKILLed between an object's upload and its manifest line: the worker that
+    re-crawls the document finds ``meta.json`` there (if_absent, not rewritten), and its
+    manifest records the bytes the key holds, so ``archive verify`` passes."""
+    from crawler.archive.executor import Executor
+
+    if where == "local":
+        uri, opts = (tmp_path / "arch").as_uri(), {}
+    else:
+        uri, opts = f"s3://{s3_server.create_bucket()}/gov/", s3_opts(s3_server)
+    dead = ArchiveWriter(open_archive(uri, **opts), tmp_path / "dead", "20240601T000000Z-dead",
+                         probe_interval=0)
+    first = article("006", NEW, "d006", fetched_at="2024-06-01T00:00:00Z")
+    first.crawl_id = dead.crawl_id
+    done = Executor(open_archive(uri, **opts)).execute(dead.plan_item(first, [{}]))
+    meta_key = next(r.key for r in done.results if r.key.endswith("meta.json"))
+    stored = open_archive(uri, **opts).get(meta_key)
+
+    writer = ArchiveWriter(open_archive(uri, **opts), tmp_path / "live", CRAWL, probe_interval=0)
+    writer.open()
+    writer.write(article("006", NEW, "d006", fetched_at="2024-06-01T08:00:00Z"))
+    writer.close()
+    archive = open_archive(uri, **opts)
+    assert archive.get(meta_key) == stored  # if_absent: the first write stays
+    [rec] = [o for line in archive.manifest(CRAWL) for o in line["objects"]
+             if o["key"] == meta_key]
+    assert rec == {"key": meta_key, "sha256": hashlib.sha256(stored).hexdigest(),
+                   "bytes": len(stored), "written": False}
+    report = archive.verify()
+    assert report.ok and report.checked >= 2, report.bad

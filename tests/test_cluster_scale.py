@@ -152,10 +152,6 @@ def fresh(portal: Portal) -> None:
     portal.peak.clear()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect (issue 12): a worker SIGKILLed between an object's upload and its manifest line "
-    "can leave a meta.json whose bytes no manifest records; archive verify then reports it BAD "
-    "(seen in 2 of 3 full-suite runs; the document set itself is complete and single)"))
 def test_a_worker_sigkilled_mid_crawl_loses_nothing_and_doubles_nothing(
         tmp_path, portal, profile_env, one_process, redis_aof, s3_server):  # noqa: F811
     fresh(portal)

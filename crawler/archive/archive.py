@@ -50,7 +50,8 @@ class PutResult:
     key: str
     sha256: str
     size: int
-    written: bool  # False: the same bytes (or, for if_absent, any bytes) were already there
+    written: bool  # False: the same bytes (or, for if_absent, any bytes: then sha256 and size
+    # are those of the stored object) were already there
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "sha256": self.sha256, "bytes": self.size,
@@ -104,8 +105,9 @@ class Archive:
         if mode != MUTABLE:
             info = self.store.head(key)
             if info is not None:
-                if mode == IF_ABSENT:
-                    return PutResult(key, sha256, size, False)
+                if mode == IF_ABSENT:  # record what the key holds, not what was offered
+                    stored = info.sha256 or self.store.checksum(key) or sha256
+                    return PutResult(key, stored, info.size, False)
                 same = info.size == size and (
                     info.sha256 == sha256
                     or (info.sha256 is None and self.store.checksum(key) == sha256)
