@@ -29,6 +29,7 @@ import lxml.html
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from crawler import settings  # noqa: E402
 from crawler.dedup import DedupConfig, Deduplicator  # noqa: E402
 from crawler.dedup.sqlite import SQLiteDedupState  # noqa: E402
 
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state", help="SQLite file (default: a temporary directory)")
     ap.add_argument("--num-perm", type=int, help="default: the product's (DedupConfig)")
     ap.add_argument("--threshold", type=float, help="default: the product's (DedupConfig)")
-    ap.add_argument("--commit-every", type=int, default=100)
+    ap.add_argument("--commit-every", type=int, default=settings.GOVCRAWL_STATE_COMMIT_ITEMS,
+                    help="decisions per commit (default: the crawl's, GOVCRAWL_STATE_COMMIT_ITEMS)")
     ap.add_argument("--report-every", type=int, default=5000)
     args = ap.parse_args(argv)
 
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     config = DedupConfig.from_settings({"GOVCRAWL_DEDUP_NUM_PERM": args.num_perm,
                                         "GOVCRAWL_DEDUP_THRESHOLD": args.threshold})
     args.num_perm, args.threshold = config.num_perm, config.threshold
-    print(f"dedup settings: {config}; SQLite state as the crawl opens it (from_uri)", flush=True)
+    print(f"dedup settings: {config}; SQLite state as the crawl opens it (from_uri); a commit "
+          f"every {args.commit_every} decisions", flush=True)
     dedup = Deduplicator(state, config)
     outcomes: Counter[str] = Counter()
     gen = documents(args.docs)

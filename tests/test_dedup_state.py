@@ -199,3 +199,64 @@ def test_two_workers_see_each_others_writes_once_committed(state_backend):
     assert worker_a.counts()["urls"] == 1
     worker_a.close()
     worker_b.close()
+
+
+#: The SQLite schema of releases before SCHEMA_VERSION 1 (tables keyed by rowid, band keys kept
+#: in ``lsh_keys``), as such a file holds it.
+SCHEMA_0 = """
+CREATE TABLE docs (
+    doc_id TEXT PRIMARY KEY, version INTEGER NOT NULL, fingerprint TEXT NOT NULL,
+    text_hash TEXT NOT NULL, url TEXT NOT NULL, canonical_id TEXT, similarity REAL,
+    signature BLOB, index_key TEXT, updated TEXT);
+CREATE TABLE identities (key TEXT PRIMARY KEY, doc_id TEXT NOT NULL);
+CREATE TABLE owners (fingerprint TEXT PRIMARY KEY, doc_id TEXT NOT NULL);
+CREATE TABLE lsh_keys (doc BLOB PRIMARY KEY, keys BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+
+def test_a_state_file_of_the_earlier_schema_is_migrated_on_open(tmp_path):
+    """A state written before the keyed tables: opened, it is migrated in place (rows kept,
+    ``lsh_keys`` dropped) and decides exactly as a state that never was in the old format."""
+    import sqlite3
+
+    from crawler.dedup.sqlite import SCHEMA_VERSION, SQLiteDedupState
+
+    arts = [(a["url"], a["text"], a.get("index_no")) for a in corpus_articles()][:30]
+    first = arts[:-4]
+    later = [(u, edit_text(t, 0.02), i) for u, t, i in arts[:10]] + arts[-4:]
+    later += [(u.replace("://", "://copy."), t, None) for u, t, _ in arts[:5]]
+
+    def check_all(state, items):
+        dedup = Deduplicator(state)
+        return [dedup.check(u, t, index_no=i) for u, t, i in items]
+
+    paths = [tmp_path / "old.sqlite", tmp_path / "new.sqlite"]
+    for path in paths:
+        state = SQLiteDedupState(path)
+        check_all(state, first)
+        state.commit()
+        state.close()
+    conn = sqlite3.connect(paths[0])  # rewrite the first file as the earlier release wrote it
+    conn.executescript("".join(
+        f"ALTER TABLE {t} RENAME TO new_{t};" for t in ("docs", "identities", "owners")))
+    conn.executescript(SCHEMA_0)
+    conn.executescript("".join(f"INSERT INTO {t} SELECT * FROM new_{t}; DROP TABLE new_{t};"
+                               for t in ("docs", "identities", "owners")))
+    conn.execute("INSERT INTO lsh_keys SELECT doc, x'00' FROM buckets GROUP BY doc")
+    conn.execute("PRAGMA user_version=0")
+    conn.commit()
+    conn.close()
+
+    old, new = SQLiteDedupState(paths[0]), SQLiteDedupState(paths[1])
+    tables = dict(old.conn.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+    assert "lsh_keys" not in tables and "WITHOUT ROWID" in tables["docs"]
+    assert old.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    counts = old.counts()
+    assert counts == new.counts() and counts["docs"] > 10 and counts["identities"] > 0
+    got, want = check_all(old, later), check_all(new, later)
+    assert [(r.outcome, r.doc_id, r.version, r.canonical_id) for r in got] == \
+        [(r.outcome, r.doc_id, r.version, r.canonical_id) for r in want]
+    assert {r.outcome for r in got} >= {"changed", "new", "duplicate"}
+    assert old.counts() == new.counts()
+    old.close()
+    new.close()

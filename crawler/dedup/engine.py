@@ -190,10 +190,11 @@ class Deduplicator:
             st.add_version(VersionRecord(doc_id, version, th, fp, curl, outcome, canonical, now))
             if outcome != DUPLICATE:
                 st.put_owner(fp, doc_id)
+            previous = doc.signature if doc is not None else None
             if sig is not None:
-                self.lsh.replace(doc_id, sig, known=doc is not None)
-            elif doc is not None and doc_id in self.lsh:
-                self.lsh.remove(doc_id)
+                self.lsh.replace(doc_id, sig, previous)
+            elif previous is not None:
+                self.lsh.unindex(doc_id, previous)
 
         for seen in {curl, canonical_url(requested_url)} if requested_url else {curl}:
             st.put_url(UrlRecord(seen, doc_id, version, th, etag, last_modified, now, now, fp))
@@ -240,8 +241,8 @@ class Deduplicator:
         previous = [v for v in versions if v.version < result.version]
         if not any(v.fingerprint == doc.fingerprint for v in previous):
             st.delete_owner(doc.fingerprint, result.doc_id)
-        if result.doc_id in self.lsh:
-            self.lsh.remove(result.doc_id)
+        if doc.signature is not None:
+            self.lsh.unindex(result.doc_id, doc.signature)
         urls = st.urls_for_doc(result.doc_id, limit=10_000)
         if not previous:
             st.delete_doc(result.doc_id)
@@ -308,10 +309,11 @@ def rebuild_state(state: DedupState, records: Iterable[Any], config: DedupConfig
             state.put_doc(DocRecord(doc_id, version, fp, th, url, canonical, similarity,
                                     signature_bytes(sig) if sig is not None else None, ikey,
                                     seen))
+            previous = current.signature if current is not None else None
             if sig is not None:
-                dedup.lsh.replace(doc_id, sig)
-            elif doc_id in dedup.lsh:
-                dedup.lsh.remove(doc_id)
+                dedup.lsh.replace(doc_id, sig, previous)
+            elif previous is not None:
+                dedup.lsh.unindex(doc_id, previous)
             counts["docs"] += current is None
         if not alias:
             state.put_owner(fp, doc_id)

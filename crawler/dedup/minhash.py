@@ -8,8 +8,9 @@ is done here in one numpy expression over all shingles x permutations, with the 
 cached per ``num_perm``: the values are bit-for-bit datasketch's (see tests/test_dedup.py), the
 result is a datasketch ``LeanMinHash``, and stored signatures stay valid.
 
-:class:`StateLSH` is a datasketch ``MinHashLSH`` whose hash tables are the state's bucket table
-(see :class:`crawler.dedup.state.DedupState`), so the index costs no process memory per document.
+:class:`StateLSH` has datasketch ``MinHashLSH``'s bands, its hash tables being the state's bucket
+table (see :class:`crawler.dedup.state.DedupState`), so the index costs no process memory per
+document; a document's band keys are recomputed from its stored signature when it is re-indexed.
 Band layout: with ``b`` bands of ``r`` rows and ``b > (1 - threshold) * num_perm``, two signatures
 whose estimated Jaccard is at or above the threshold differ in fewer positions than there are
 bands, so they always share a band: LSH adds no false negatives on top of the MinHash estimate.
@@ -23,7 +24,6 @@ from collections.abc import Iterable
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
-from datasketch.storage import OrderedStorage, UnorderedStorage
 
 from crawler.dedup.state import DedupState
 
@@ -121,84 +121,15 @@ def _band_key(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=8).digest()
 
 
-class _Buckets(UnorderedStorage):
-    """One LSH band's hash table, stored in the dedup state."""
-
-    def __init__(self, state: DedupState, band: int):
-        self.state, self.band = state, band
-
-    def get(self, key: bytes) -> list[str]:
-        return self.state.bucket_get(self.band, key)
-
-    def insert(self, key: bytes, *vals: str, **kwargs) -> None:
-        for val in vals:
-            self.state.bucket_add(self.band, key, val)
-
-    def remove_val(self, key: bytes, val: str, **kwargs) -> None:
-        self.state.bucket_remove(self.band, key, val)
-
-    def remove(self, *keys: bytes, **kwargs) -> None:
-        for key in keys:
-            for val in self.get(key):
-                self.state.bucket_remove(self.band, key, val)
-
-    def keys(self):  # pragma: no cover - not needed by insert/query/remove
-        raise NotImplementedError
-
-    def size(self) -> int:  # pragma: no cover
-        raise NotImplementedError
-
-    def itemcounts(self, **kwargs) -> dict:  # pragma: no cover
-        raise NotImplementedError
-
-    def has_key(self, key) -> bool:  # pragma: no cover
-        return bool(self.get(key))
-
-
-class _Keys(OrderedStorage):
-    """doc_id -> its band keys (what ``MinHashLSH.remove`` needs), stored in the dedup state."""
-
-    def __init__(self, state: DedupState, bands: int):
-        self.state, self.bands = state, bands
-
-    def get(self, key: str) -> list[bytes]:
-        data = self.state.lsh_keys_get(key)
-        if data is None:
-            return []
-        return [data[i * 8 : (i + 1) * 8] for i in range(len(data) // 8)]
-
-    def insert(self, key: str, *vals: bytes, **kwargs) -> None:
-        self.state.lsh_keys_put(key, b"".join(vals))
-
-    def remove(self, *keys: str, **kwargs) -> None:
-        for key in keys:
-            self.state.lsh_keys_put(key, None)
-
-    def has_key(self, key: str) -> bool:
-        return self.state.lsh_keys_get(key) is not None
-
-    def remove_val(self, key, val, **kwargs) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def keys(self):  # pragma: no cover
-        raise NotImplementedError
-
-    def size(self) -> int:  # pragma: no cover
-        raise NotImplementedError
-
-    def itemcounts(self, **kwargs) -> dict:  # pragma: no cover
-        raise NotImplementedError
-
-
 class StateLSH(MinHashLSH):
-    """``MinHashLSH`` over the state's bucket table (keys are doc_ids)."""
+    """``MinHashLSH``'s bands, with the state's bucket table as its hash tables (keys are
+    doc_ids). A document's band keys are not stored apart: they are those of the signature its
+    docs record holds, so whoever replaces or drops that signature passes it here."""
 
     def __init__(self, state: DedupState, threshold: float, num_perm: int):
         super().__init__(threshold=threshold, num_perm=num_perm,
                          params=band_params(threshold, num_perm), hashfunc=_band_key)
-        self.hashtables = [_Buckets(state, i) for i in range(self.b)]
-        self.keys = _Keys(state, self.b)
-
+        self.hashtables, self.keys = [], None  # the state holds the tables: no memory per doc
         self.state = state
 
     def _band_keys(self, sig: LeanMinHash) -> list[bytes]:
@@ -208,22 +139,26 @@ class StateLSH(MinHashLSH):
         data, size = values.byteswap().tobytes(), values.itemsize
         return [_band_key(data[start * size : end * size]) for start, end in self.hashranges]
 
-    def replace(self, doc_id: str, sig: LeanMinHash, known: bool = True) -> None:
-        """Index ``doc_id`` under ``sig``, dropping the bands of its previous signature
-        (what ``remove`` + ``insert`` do, with the buckets written in one batch).
-        ``known=False``: the state has no document ``doc_id``, hence no bands of it either."""
-        if known and doc_id in self:
-            self.remove(doc_id)
+    def _check(self, sig: LeanMinHash) -> None:
         if len(sig) != self.h:
             raise ValueError(f"Expecting minhash with length {self.h}, got {len(sig)}")
-        keys = self._band_keys(sig)
-        self.keys.insert(doc_id, *keys)
-        self.state.buckets_add(enumerate(keys), doc_id)
+
+    def replace(self, doc_id: str, sig: LeanMinHash, previous: bytes | None = None) -> None:
+        """Index ``doc_id`` under ``sig``, dropping the bands of ``previous``, the signature
+        (:func:`signature_bytes`) it was indexed under, if any."""
+        self._check(sig)
+        if previous is not None:
+            self.unindex(doc_id, previous)
+        self.state.buckets_add(enumerate(self._band_keys(sig)), doc_id)
+
+    def unindex(self, doc_id: str, previous: bytes) -> None:
+        """Drop ``doc_id`` from the buckets of ``previous``, the signature it is indexed under."""
+        self.state.buckets_remove(enumerate(self._band_keys(signature_from_bytes(previous))),
+                                  doc_id)
 
     def query(self, minhash: LeanMinHash) -> list[str]:
         """``MinHashLSH.query`` with the buckets read in one batch."""
-        if len(minhash) != self.h:
-            raise ValueError(f"Expecting minhash with length {self.h}, got {len(minhash)}")
+        self._check(minhash)
         return list(self.state.buckets_get(enumerate(self._band_keys(minhash))))
 
     def candidates(self, sig: LeanMinHash, exclude: Iterable[str] = ()) -> list[str]:

@@ -18,8 +18,9 @@ Key layout, under the prefix ``govcrawl:dedup:`` (``?prefix=NAME:`` in the URI t
     v:<doc_id>           hash  version -> JSON record
     identities, owners   hash  key -> doc_id, fingerprint -> doc_id (first writer wins)
     b:<band>:<key>       set   LSH bucket: doc_ids (datasketch's Redis storage keeps one set per
-                               band key too)
-    lsh_keys             hash  doc_id -> its band keys
+                               band key too); a document's band keys are those of its
+                               signature in ``docs`` (a ``lsh_keys`` hash of earlier releases is
+                               no longer read)
     n:versions, n:buckets int  row counts of the tables without a hash of their own
 
 Concurrency between workers: a commit is atomic, and the first commit to claim an identity or a
@@ -374,14 +375,6 @@ class RedisDedupState(DedupState):
             self._count(self._k("n:buckets"), -1)
         self._ops.append(("SREMC", bucket, member, self._k("n:buckets")))
 
-    @_locked
-    def lsh_keys_get(self, doc_id: str) -> bytes | None:
-        return self._hget(self._k("lsh_keys"), doc_id.encode())
-
-    @_locked
-    def lsh_keys_put(self, doc_id: str, keys: bytes | None) -> None:
-        self._hset(self._k("lsh_keys"), doc_id.encode(), keys)
-
     # housekeeping -----------------------------------------------------------------------------
     @_locked
     def get_meta(self, key: str) -> str | None:
@@ -415,8 +408,7 @@ class RedisDedupState(DedupState):
     def counts(self) -> dict[str, int]:
         return {"urls": self._hlen("urls"), "docs": self._hlen("docs"),
                 "versions": self._counter("n:versions"), "identities": self._hlen("identities"),
-                "owners": self._hlen("owners"), "buckets": self._counter("n:buckets"),
-                "lsh_keys": self._hlen("lsh_keys")}
+                "owners": self._hlen("owners"), "buckets": self._counter("n:buckets")}
 
     @_locked
     def clear(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -42,23 +43,30 @@ CREATE INDEX IF NOT EXISTS urls_by_doc ON urls (doc_id, first_seen);
 CREATE TABLE IF NOT EXISTS docs (
     doc_id TEXT PRIMARY KEY, version INTEGER NOT NULL, fingerprint TEXT NOT NULL,
     text_hash TEXT NOT NULL, url TEXT NOT NULL, canonical_id TEXT, similarity REAL,
-    signature BLOB, index_key TEXT, updated TEXT);
+    signature BLOB, index_key TEXT, updated TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions (
     doc_id TEXT NOT NULL, version INTEGER NOT NULL, text_hash TEXT NOT NULL,
     fingerprint TEXT NOT NULL, url TEXT NOT NULL, outcome TEXT NOT NULL, canonical_id TEXT,
     seen_at TEXT, PRIMARY KEY (doc_id, version)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, doc_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS owners (fingerprint TEXT PRIMARY KEY, doc_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (key TEXT PRIMARY KEY, doc_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owners (fingerprint TEXT PRIMARY KEY, doc_id TEXT NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buckets (
     band INTEGER NOT NULL, key INTEGER NOT NULL, doc BLOB NOT NULL,
     PRIMARY KEY (band, key, doc)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lsh_keys (doc BLOB PRIMARY KEY, keys BLOB NOT NULL) WITHOUT ROWID;
 """
+#: ``PRAGMA user_version`` of :data:`SCHEMA`. 1: docs, identities and owners are keyed tables
+#: (``WITHOUT ROWID``: one B-tree each instead of a table and its key's index) and ``lsh_keys``
+#: is gone (a document's band keys are recomputed from its signature). :func:`_migrate` brings
+#: an older file up to date when it is opened.
+SCHEMA_VERSION = 1
+#: Tables that version 1 rebuilds as keyed tables, and tables it drops.
+_REKEYED, _DROPPED = ("docs", "identities", "owners"), ("lsh_keys",)
 #: Checkpoint once the WAL holds this many pages (40 MiB of 4 KiB pages; SQLite's default: 1,000).
 WAL_CHECKPOINT_PAGES = 10_000
 #: Size the WAL file is truncated to after a checkpoint.
 WAL_KEEP_BYTES = 64 * 2**20
-TABLES = ("urls", "docs", "versions", "identities", "owners", "buckets", "lsh_keys")
+TABLES = ("urls", "docs", "versions", "identities", "owners", "buckets")
 
 
 def _locked(method: Callable[..., T]) -> Callable[..., T]:
@@ -86,6 +94,34 @@ def _band_key(key: bytes) -> int:
     return int.from_bytes(key, "big", signed=True)
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a state file written by an older release to :data:`SCHEMA_VERSION` (in one
+    transaction: an interrupted migration leaves the old file as it was)."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    tables = {name: sql for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
+    if "docs" not in tables:
+        return  # a new file
+    wanted = {m.group(2): m.group(1) for m in re.finditer(
+        r"(CREATE TABLE IF NOT EXISTS (\w+) .*?;)", SCHEMA, flags=re.S)}
+    conn.execute("BEGIN")
+    try:
+        for table in _REKEYED:
+            if table in tables and "WITHOUT ROWID" not in tables[table].upper():
+                conn.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+                conn.execute(wanted[table])
+                conn.execute(f"INSERT INTO {table} SELECT * FROM old_{table}")
+                conn.execute(f"DROP TABLE old_{table}")
+        for table in _DROPPED:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def sqlite_path(uri: str) -> str:
     """``sqlite:///rel`` -> ``rel``, ``sqlite:////abs`` -> ``/abs`` (the SQLAlchemy convention)."""
     if not uri.startswith("sqlite:///"):
@@ -111,7 +147,9 @@ class SQLiteDedupState(DedupState):
             self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self.conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
             self.conn.execute(f"PRAGMA cache_size=-{int(cache_kb)}")
+            _migrate(self.conn)
             self.conn.executescript(SCHEMA)
+            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.conn.commit()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
@@ -263,22 +301,15 @@ class SQLiteDedupState(DedupState):
                           (band, _band_key(key), _doc_key(doc_id)))
 
     @_locked
+    def buckets_remove(self, keys: Iterable[tuple[int, bytes]], doc_id: str) -> None:
+        doc = _doc_key(doc_id)
+        self.conn.executemany("DELETE FROM buckets WHERE band = ? AND key = ? AND doc = ?",
+                              [(band, _band_key(key), doc) for band, key in keys])
+
+    @_locked
     def bucket_remove(self, band: int, key: bytes, doc_id: str) -> None:
         self.conn.execute("DELETE FROM buckets WHERE band = ? AND key = ? AND doc = ?",
                           (band, _band_key(key), _doc_key(doc_id)))
-
-    @_locked
-    def lsh_keys_get(self, doc_id: str) -> bytes | None:
-        row = self._one("SELECT keys FROM lsh_keys WHERE doc = ?", (_doc_key(doc_id),))
-        return row[0] if row else None
-
-    @_locked
-    def lsh_keys_put(self, doc_id: str, keys: bytes | None) -> None:
-        if keys is None:
-            self.conn.execute("DELETE FROM lsh_keys WHERE doc = ?", (_doc_key(doc_id),))
-        else:
-            self.conn.execute("INSERT OR REPLACE INTO lsh_keys VALUES (?, ?)",
-                              (_doc_key(doc_id), keys))
 
     # housekeeping -----------------------------------------------------------------------------
     @_locked

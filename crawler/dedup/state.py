@@ -252,12 +252,6 @@ class DedupState(ABC):
     @abstractmethod
     def bucket_remove(self, band: int, key: bytes, doc_id: str) -> None: ...
 
-    @abstractmethod
-    def lsh_keys_get(self, doc_id: str) -> bytes | None: ...
-
-    @abstractmethod
-    def lsh_keys_put(self, doc_id: str, keys: bytes | None) -> None: ...
-
     def buckets_get(self, keys: Iterable[tuple[int, bytes]]) -> set[str]:
         """The docs in any of the ``(band, key)`` buckets (backends may do it in one query)."""
         return {doc for band, key in keys for doc in self.bucket_get(band, key)}
@@ -266,6 +260,11 @@ class DedupState(ABC):
         """Add ``doc_id`` to each ``(band, key)`` bucket."""
         for band, key in keys:
             self.bucket_add(band, key, doc_id)
+
+    def buckets_remove(self, keys: Iterable[tuple[int, bytes]], doc_id: str) -> None:
+        """Remove ``doc_id`` from each ``(band, key)`` bucket."""
+        for band, key in keys:
+            self.bucket_remove(band, key, doc_id)
 
     # housekeeping ----------------------------------------------------------------------------
     @abstractmethod
