@@ -27,6 +27,7 @@ _CJK_SPACE = re.compile(r"(?<=[\u4e00-\u9fff])[ \t\u3000]+(?=[\u4e00-\u9fff])")
 _WS = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=4096)  # each line is normalised by several rules; page chrome recurs
 def normalise(text: str) -> str:
     """NFKC, zero-width characters removed, ASCII lowercased, spaces inside CJK runs collapsed."""
     text = unicodedata.normalize("NFKC", text)
