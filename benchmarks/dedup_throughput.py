@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state", help="SQLite file (default: a temporary directory)")
     ap.add_argument("--num-perm", type=int, help="default: the product's (DedupConfig)")
     ap.add_argument("--threshold", type=float, help="default: the product's (DedupConfig)")
+    ap.add_argument("--sqlite-cache-kb", type=int, help="SQLite page cache (default: the "
+                    "product's, GOVCRAWL_DEDUP_SQLITE_CACHE_KB)")
     ap.add_argument("--commit-every", type=int, default=settings.GOVCRAWL_STATE_COMMIT_ITEMS,
                     help="decisions per commit (default: the crawl's, GOVCRAWL_STATE_COMMIT_ITEMS)")
     ap.add_argument("--report-every", type=int, default=5000)
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory()
     path = Path(args.state) if args.state else Path(tmp.name) / "dedup.sqlite"
     # The product's state and settings (as `govcrawl crawl` opens them), but for what is given.
-    state = SQLiteDedupState.from_uri(f"sqlite:///{path}")
+    state = SQLiteDedupState.from_uri(f"sqlite:///{path}", {
+        "GOVCRAWL_DEDUP_SQLITE_CACHE_KB": args.sqlite_cache_kb})
     config = DedupConfig.from_settings({"GOVCRAWL_DEDUP_NUM_PERM": args.num_perm,
                                         "GOVCRAWL_DEDUP_THRESHOLD": args.threshold})
     args.num_perm, args.threshold = config.num_perm, config.threshold

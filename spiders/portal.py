@@ -55,6 +55,11 @@ ROLE = "govcrawl_role"
 LIST_ROLES = ("list", "page")
 #: An attachment fetched as part of its article (before the article item is yielded).
 ARTICLE_ATTACHMENT = "article_attachment"
+#: Scheduling priority by role: what a page already fetched needs (an article's further pages and
+#: attachments, then the articles and attachments a list page links to) goes before more list
+#: pages, so the queue never holds every article of the site at once
+#: (TRS ``createPageHTML`` names all pages of a column at once) and finished documents come early.
+ROLE_PRIORITY = {"article_page": 2, ARTICLE_ATTACHMENT: 2, "article": 1, "attachment": 1}
 
 
 class CrawlLog:
@@ -177,7 +182,7 @@ class PortalSpider(Spider):
                 return None
             self.list_pages += 1
         return Request(url, callback=callback, errback=self.on_error,
-                       meta=self._meta(role, **meta))
+                       meta=self._meta(role, **meta), priority=ROLE_PRIORITY.get(role, 0))
 
     async def start(self) -> AsyncIterator[Request]:
         for url in self.profile.start_urls:
