@@ -101,8 +101,10 @@ def test_a_worker_started_while_redis_is_down_says_so_in_one_line(tmp_path, port
 
 def test_the_dedup_stage_holds_an_item_back_while_its_redis_is_away(tmp_path, redis_aof,
                                                                      caplog):
+    # no commit falls due meanwhile (a slow machine can take the 5 s default between the two
+    # items): the second item would then wait for the first to settle, which is not this test
     pipeline = make_pipeline(tmp_path / "state", GOVCRAWL_DEDUP_STATE=redis_aof.url,
-                             GOVCRAWL_REDIS_RETRY_MAX=1)
+                             GOVCRAWL_REDIS_RETRY_MAX=1, GOVCRAWL_STATE_COMMIT_INTERVAL=3600)
     first, second = corpus_articles()[:2]
     assert decide(pipeline, make_item(first["url"], first["text"])).dedup.outcome == "new"
     redis_aof.stop()
