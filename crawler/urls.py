@@ -33,9 +33,25 @@ def _path_param_re() -> re.Pattern[str]:
     return re.compile(rf";(?:{names})=[^/?#]*", re.I)
 
 
+#: URLs that :func:`canonicalize` returns unchanged, recognised without parsing them: http(s), a
+#: lower-case host, no query, fragment, path parameter or percent-escape, no ``.``/``..`` segment
+#: and only characters w3lib leaves as they are (tests/test_urls.py checks the two paths agree).
+_ALREADY_CANONICAL = re.compile(
+    r"https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::(?P<port>[1-9][0-9]{0,4}))?"
+    r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~!$&'()*+,=:@-]*)+")
+
+
 def canonicalize(url: str) -> str:
     """Canonical form of ``url``: w3lib canonicalisation, lower-case host, no fragment, no session,
     cache-buster or calendar parameters (``;jsessionid=`` path parameters included)."""
+    simple = _ALREADY_CANONICAL.fullmatch(url)
+    if simple and int(simple["port"] or 0) <= 65535:
+        return url
+    return _canonicalize(url)
+
+
+def _canonicalize(url: str) -> str:
+    """:func:`canonicalize` by parsing ``url``."""
     drop = _dropped_params()
     parts = urlsplit(url)
     path = _path_param_re().sub("", parts.path)

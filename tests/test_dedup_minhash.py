@@ -100,12 +100,17 @@ def test_nfkc_equals_unicodedata_for_every_code_point_in_context():
 
 
 def test_nfkc_equals_unicodedata_on_mixed_compatibility_text():
-    """Random strings of full-width/half-width forms, combining marks (incl. half-width kana
-    voiced marks), Hangul jamo and CJK: composition across replaced characters is kept."""
+    """Random strings of full-width/half-width forms, characters whose NFKD is several
+    characters, combining marks (incl. half-width kana voiced marks), Hangul jamo and CJK:
+    composition across replaced characters is kept."""
     pool = [chr(c) for c in (*range(0xFF01, 0xFFEF), *range(0x0300, 0x0370), 0x3099, 0x309A,
                              *range(0x1100, 0x1113), *range(0x1161, 0x1176), *range(0x11A8, 0x11C3),
                              *range(0x4E00, 0x4E40), *range(0x41, 0x5B), 0x2126, 0x212B, 0xF900,
-                             0x00C5, 0x1E9B, 0x0323, 0x3000, 0x2002, 0x00A0, 0x2460)]
+                             0x00C5, 0x1E9B, 0x0323, 0x3000, 0x2002, 0x00A0, 0x2460,
+                             # NFKD longer than one character (the expansion path), some
+                             # ending in a combining mark that composes with what follows
+                             0x2026, 0x2474, 0x2103, 0x2162, 0x3392, 0xFB01, 0x00BD, 0x0385,
+                             0x01C4, 0x3250, 0x33FF, 0xFDFA)]
     rng = random.Random(13)
     for _ in range(20000):
         text = "".join(rng.choice(pool) for _ in range(rng.randint(1, 12)))
@@ -124,6 +129,23 @@ def test_normalise_text_equals_its_plain_definition_on_real_texts():
     variants = [t.replace("，", ",").replace("\n", "\n\n ") for t in texts]
     for text in [*texts, *variants, "", " \n ", "ｶﾞｲﾄﾞ　１２３ＡＢＣ\u3000①"]:
         assert normalise_text(text) == reference_normalise(text)
+
+
+def test_normalise_text_drops_the_boilerplate_lines_of_its_plain_definition():
+    """Boilerplate lines among real text: alone, in runs, first and last, too long to count,
+    near misses, one split over two lines, under several kinds of line break."""
+    furniture = ["浏览次数：123", "【字号：大 中 小】", "【打印】【关闭】", "责任编辑：张三",
+                 "上一篇：关于开展检查的通知", "分享到：微信 微博", "您是第", "2548696位访问者",
+                 "您是第 2548696 位访问者", "扫一扫在手机打开当前页", "上一篇文章", "点击数：",
+                 "45", "打印本页" * 30, "编辑：" + "很长的名字" * 5, "下一篇：" + "通知" * 50]
+    rng = random.Random(5)
+    sentences = [s for t in real_texts() for s in t.splitlines() if s.strip()][:400]
+    for _ in range(300):
+        lines = [rng.choice(furniture if rng.random() < 0.4 else sentences)
+                 for _ in range(rng.randint(1, 12))]
+        text = rng.choice(["\n", "\r\n", "\n \n", "\u2028"]).join(lines)
+        assert normalise_text(text) == reference_normalise(text), lines
+    assert normalise_text("通知正文\n浏览次数：123\n上一篇：旧通知") == "通知正文"
 
 
 def test_state_lsh_batches_find_what_datasketch_lsh_finds(state_backend):

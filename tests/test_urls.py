@@ -95,3 +95,53 @@ def test_check_url_accepts_what_browsers_request(url):
 def test_check_url_says_what_is_wrong(url, words):
     with pytest.raises(BadURL, match=re.escape(words)):
         check_url(url, 2083)
+
+
+def _real_urls() -> set[str]:
+    """Every URL in the bundled cassettes and corpus pages (links included)."""
+    pattern = re.compile(r"""https?://[^\s"'<>\\]+""")
+    found: set[str] = set()
+    for path in [*(REPO / "cassettes").glob("*.yaml"), *(REPO / "tests/corpus/pages").glob("*")]:
+        found.update(pattern.findall(path.read_bytes().decode("utf-8", "replace")))
+    return found
+
+
+def _generated_urls(count: int, seed: int = 13) -> list[str]:
+    """URLs built from the parts that canonicalisation changes or keeps, at random."""
+    import random
+
+    rng = random.Random(seed)
+    schemes = ["http", "https", "HTTP", "Https", "ftp"]
+    hosts = ["www.gov.cn", "WWW.Gov.CN", "a.gov.cn.", "xn--fiq228c.gov.cn", "10.0.0.1", "a_b.cn",
+             "-a.cn", "a-.cn", "a..cn", "政府.cn", "[::1]", "user@a.gov.cn"]
+    ports = ["", "", ":80", ":8080", ":0", ":080", ":65535", ":65536", ":99999", ":"]
+    pieces = ["art", "2024", "t20240101_123.html", "index.shtml", ".", "..", "...", ".x", "x.",
+              "%41", "%2F", "%e4%b8%ad", "%", ";jsessionid=1", ";v=2", "?a=1", "?", "#top", "#",
+              "中文", " ", '"', "<", ">", "\\", "|", "^", "`", "{", "}", "[", "]", "~", "_", "-",
+              "!", "$", "&", "'", "(", ")", "*", "+", ",", "=", ":", "@", "A", "z", "0", ""]
+    out = []
+    for _ in range(count):
+        segments = ["".join(rng.choice(pieces) for _ in range(rng.randrange(3)))
+                    for _ in range(rng.randrange(4))]
+        path = "".join(rng.choice(["/", "/", "//", ""]) + segment for segment in segments)
+        out.append(f"{rng.choice(schemes)}://{rng.choice(hosts)}{rng.choice(ports)}{path}")
+    return out
+
+
+def test_the_canonical_fast_path_agrees_with_parsing():
+    real = _real_urls()
+    assert len(real) > 500
+    samples = [*real, *_generated_urls(20_000)]
+
+    def outcome(canonicalize, url):
+        try:
+            return canonicalize(url)
+        except ValueError as exc:  # what a malformed URL raises, either way
+            return type(exc)
+
+    differ = [u for u in samples if outcome(urls.canonicalize, u) != outcome(urls._canonicalize, u)]
+    assert differ == []
+    # and it is taken: most real article URLs are already canonical
+    fast = [u for u in real if urls._ALREADY_CANONICAL.fullmatch(u)]
+    assert len(fast) > len(real) / 3
+    assert urls._ALREADY_CANONICAL.fullmatch("http://www.gov.cn/xxgk/202401/t20240101_1.html")
