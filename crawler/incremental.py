@@ -9,10 +9,13 @@ there too):
   ``revisit: true``, sent as a conditional GET (``If-None-Match`` / ``If-Modified-Since`` from the
   stored record; a ``304`` answer counts as unchanged, ``govcrawl/incremental/not_modified``);
 * when every document a list page links is known, the list's further pages are not requested
-  (``govcrawl/incremental/pagination_stopped``): newer documents come first in a column.
+  (``govcrawl/incremental/pagination_stopped``): newer documents come first in a column. This
+  holds only if the site's last crawl walked its columns to the end: after a crawl that did not
+  finish (killed, stopped, cut by a CLOSESPIDER limit) the older pages may hold documents it never
+  reached, so the next crawl pages through every column (``govcrawl/incremental/full_walk``).
 
 :class:`ColumnLog` remembers how many documents each column listed, so a column that used to list
-documents and now lists none can be reported as a warning.
+documents and now lists none can be reported as a warning, and whether the last crawl finished.
 
 Settings: ``GOVCRAWL_INCREMENTAL`` (default True; False refetches everything),
 ``GOVCRAWL_STATE_DIR`` (where the column log lives).
@@ -38,17 +41,28 @@ LIST_ROLES = ("list", "page")
 
 
 class ColumnLog:
-    """How many documents each column listed at its last crawl (``<state>/columns/<site>.json``)."""
+    """How many documents each column listed at its last crawl, and whether that crawl finished
+    (``<state>/columns/<site>.json``).
+
+    :meth:`begin` marks a crawl under way before it lists anything, :meth:`save` at its end records
+    whether it finished, so a crawl killed in between leaves the mark of an unfinished walk.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.counts: dict[str, int] = {}
+        self.walked = False  # the last crawl finished: every column was paged to its end
         if path is not None and path.exists():
             try:
-                self.counts = {str(k): int(v) for k, v in
-                               json.loads(path.read_text(encoding="utf-8")).items()}
-            except (OSError, ValueError) as exc:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if "columns" in data:
+                    self.walked = data.get("finished") is True
+                    data = data["columns"]
+                # else: a log of an older release, which did not record the end of the crawl
+                self.counts = {str(k): int(v) for k, v in data.items()}
+            except (OSError, ValueError, AttributeError, TypeError) as exc:
                 logger.warning("Ignoring unreadable column log %s: %s", path, exc)
+                self.counts, self.walked = {}, False
 
     @classmethod
     def from_settings(cls, settings: Any, site: str) -> ColumnLog:
@@ -63,13 +77,21 @@ class ColumnLog:
         if count or column not in self.counts:
             self.counts[column] = count
 
-    def save(self) -> None:
+    def begin(self) -> None:
+        """Mark a crawl under way (written at once: a kill leaves this mark)."""
+        self._write(finished=False)
+
+    def save(self, finished: bool) -> None:
+        """Record the counts, and whether the crawl walked its columns to the end."""
+        self._write(finished=finished)
+
+    def _write(self, finished: bool) -> None:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.counts, ensure_ascii=False, indent=1, sort_keys=True),
-                       encoding="utf-8")
+        tmp.write_text(json.dumps({"finished": finished, "columns": self.counts},
+                                  ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self.path)
 
 
@@ -91,6 +113,19 @@ class IncrementalMiddleware:
         self.crawler = crawler
         self.stats = crawler.stats
         self.service = service
+        self._may_stop: bool | None = None  # decided at the first list page
+
+    def _paging_may_stop(self, spider: Any) -> bool:
+        """Whether known documents may end a column's paging: only after a finished crawl."""
+        if self._may_stop is None:
+            columns = getattr(spider, "columns", None)
+            self._may_stop = bool(getattr(columns, "walked", False))
+            if not self._may_stop:
+                self.stats.set_value("govcrawl/incremental/full_walk", 1)
+                logger.info("The last crawl of %s did not finish (or there was none): paging "
+                            "through every column, known documents are still not fetched",
+                            getattr(spider, "name", "?"))
+        return self._may_stop
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> IncrementalMiddleware:
@@ -137,7 +172,8 @@ class IncrementalMiddleware:
                 kept.append(obj)
             else:
                 self.stats.inc_value("govcrawl/incremental/skipped")
-        stop_paging = from_list and documents > 0 and known == documents
+        stop_paging = (from_list and documents > 0 and known == documents
+                       and self._paging_may_stop(spider))
         for obj in kept:
             if (stop_paging and isinstance(obj, Request)
                     and obj.meta.get("govcrawl_role") == PAGINATION_ROLE):

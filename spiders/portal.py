@@ -53,6 +53,7 @@ MAX_ARTICLE_PAGES = 50
 
 ROLE = "govcrawl_role"
 LIST_ROLES = ("list", "page")
+GONE_STATUSES = (404, 410)  # a list page past a column's end (pagers often promise too many)
 #: An attachment fetched as part of its article (before the article item is yielded).
 ARTICLE_ATTACHMENT = "article_attachment"
 #: Scheduling priority by role: what a page already fetched needs (an article's further pages and
@@ -134,12 +135,14 @@ class PortalSpider(Spider):
         self.attachment_files: dict[str, str] = {}  # attachment URL -> sha256, this crawl
         self.started: set[str] = set()  # start URLs requested
         self.failed_starts: dict[str, str] = {}  # start URL -> why it gave no list page
+        self.lists_failed = 0  # list pages that gave nothing (a 404 ends a column, not counted)
         self.error: str | None = None  # set when the site gave nothing at all (exit code 1)
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> PortalSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.columns = ColumnLog.from_settings(crawler.settings, spider.name)
+        crawler.signals.connect(spider.columns.begin, signal=signals.spider_opened)
         spider.crawl_id = crawl_id(crawler)
         log_path = crawler.settings.get("GOVCRAWL_CRAWL_LOG")
         if log_path:
@@ -155,7 +158,8 @@ class PortalSpider(Spider):
             self.error = (f"site down: all {len(self.started)} start URL(s) failed "
                           f"({'; '.join(why)})")
         if self.columns is not None:
-            self.columns.save()
+            # a column cut short (crawl stopped, a list page that failed) must be walked again
+            self.columns.save(finished=reason == "finished" and not self.lists_failed)
         if self.trap_guard.dropped:
             self.crawler.stats.set_value("govcrawl/trap_urls_dropped", self.trap_guard.dropped)
 
@@ -205,13 +209,19 @@ class PortalSpider(Spider):
         if vendor:
             record_challenge(self.crawler.stats, vendor, response.status, response.url)
             self._start_failed(response.request, f"anti-bot challenge ({vendor})")
+            self._list_blocked(response)
             return True
         if response.status in CHALLENGE_STATUSES:
             self.crawler.stats.inc_value(f"govcrawl/http_status/{response.status}")
             logger.warning("HTTP %s for %s: skipped", response.status, response.url)
             self._start_failed(response.request, f"HTTP {response.status}")
+            self._list_blocked(response)
             return True
         return False
+
+    def _list_blocked(self, response: Response) -> None:
+        if response.meta.get(ROLE) in LIST_ROLES:
+            self.lists_failed += 1
 
     def on_error(self, failure: Failure) -> Iterator[PageItem | Request]:
         request = failure.request
@@ -223,6 +233,9 @@ class PortalSpider(Spider):
             self.crawler.stats.inc_value(f"govcrawl/errors/{kind}")
         logger.info("Download failed (%s) for %s", kind, request.url)
         self._start_failed(request, describe_failure(failure))
+        gone = failure.check(HttpError) and failure.value.response.status in GONE_STATUSES
+        if meta.get(ROLE) in LIST_ROLES and not gone:  # a missing page ends its column
+            self.lists_failed += 1
         article = meta.get("govcrawl_article")
         if article is not None and meta.get(ROLE) == "article_page":
             # keep the pages we have rather than lose the whole article
