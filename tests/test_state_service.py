@@ -28,6 +28,14 @@ def crawler_for(state_dir: Path, stores: StateStores | None = None, **settings):
     return crawler
 
 
+def committed_urls(state_dir: Path) -> set[str]:
+    reader = sqlite3.connect(state_dir / "dedup.sqlite")  # committed rows only
+    try:
+        return {row[0] for row in reader.execute("SELECT url FROM urls")}
+    finally:
+        reader.close()
+
+
 def settle(crawler, item) -> None:
     crawler.signals.send_catch_log(signals.item_scraped, item=item, response=None, spider=None)
 
@@ -64,7 +72,10 @@ def test_crawls_of_one_run_share_one_state_and_runs_do_not(tmp_path):
     assert copy.dedup.outcome == "duplicate" and copy.dedup.canonical_id == first.dedup.doc_id
     sa.close()  # the first crawl to finish does not close it under the other
     assert not sb.state.closed and sb.known(first.url) is not None
+    # nor commit the other's item in flight: its archive write is not confirmed yet
+    assert committed_urls(tmp_path / "s") == {first.url}
     settle(b, copy)
+    assert committed_urls(tmp_path / "s") == {first.url, copy.url}
     other = crawler_for(tmp_path / "s", StateStores())
     assert StateService.of(other).state is not sb.state  # another run: its own instance
     StateService.of(other).close()
@@ -83,11 +94,7 @@ def test_busy_crawl_commits_although_items_are_always_in_flight(tmp_path):
     items = [make_item(f"http://a.gov.cn/{i}.html", t) for i, t in enumerate(texts)]
 
     def committed() -> set[str]:
-        reader = sqlite3.connect(tmp_path / "s" / "dedup.sqlite")  # committed rows only
-        try:
-            return {row[0] for row in reader.execute("SELECT url FROM urls")}
-        finally:
-            reader.close()
+        return committed_urls(tmp_path / "s")
 
     loop = asyncio.new_event_loop()  # Scrapy runs process_item as an asyncio task
 
@@ -123,3 +130,19 @@ def test_dedup_stage_without_the_service_fails_loudly(tmp_path):
     crawler = get_crawler(settings_dict={"GOVCRAWL_STATE_DIR": str(tmp_path / "s")})
     with pytest.raises(StateServiceMissing, match="StateService"):
         DedupPipeline.from_crawler(crawler)
+
+
+def test_a_crawl_closing_with_an_item_in_flight_forgets_its_verdict(tmp_path):
+    """An item that never left the pipelines has no confirmed archive write: the state, closed,
+    must not claim it (the next crawl fetches it again)."""
+    crawler = crawler_for(tmp_path / "s")
+    service = StateService.of(crawler)
+    pipeline = DedupPipeline.from_crawler(crawler)
+    arts = corpus_articles()[:2]
+    done, lost = (make_item(a["url"], a["text"]) for a in arts)
+    Deferred.fromCoroutine(pipeline.process_item(done))
+    settle(crawler, done)
+    Deferred.fromCoroutine(pipeline.process_item(lost))
+    assert lost.dedup.outcome == "new" and service.known(lost.url) is not None
+    service.close()
+    assert committed_urls(tmp_path / "s") == {done.url}

@@ -174,9 +174,11 @@ class StateStores:
         return shared
 
     def release(self, shared: SharedState) -> None:
-        """One crawl is done with ``shared``: commit; close it once no crawl uses it."""
+        """One crawl is done with ``shared``: commit, unless another crawl of the run has items
+        in flight (they commit when they settle); close it once no crawl uses it."""
         shared.users -= 1
-        shared.commit()
+        if shared.in_flight == 0 or shared.users <= 0:
+            shared.commit()
         if shared.users <= 0:
             shared.state.close()
             self._open = {k: v for k, v in self._open.items() if v is not shared}
@@ -279,6 +281,10 @@ class StateService:
         if result is None:
             return
         logger.warning("undoing dedup state of %s after a pipeline error", item.url)
+        self._undo(result)
+
+    def _undo(self, result: DedupResult) -> None:
+        """Forget the verdict of an item in flight that will not be archived."""
         try:
             self.dedup.undo(result)
         except self.state.unavailable as exc:  # rolled back with the uncommitted window
@@ -309,5 +315,12 @@ class StateService:
         if self.closed:
             return
         self.closed = True
+        # items that never left the pipelines (none after an orderly close): their archive
+        # writes are unconfirmed, so forget their verdicts, and the next crawl fetches them
+        unsettled, self._in_flight = list(self._in_flight.values()), {}
+        for result in unsettled:
+            logger.warning("undoing dedup state of document %s: it never left the pipelines",
+                           result.doc_id)
+            self._undo(result)
         self.stats.set_value("govcrawl/dedup/commits", self.shared.commits)
         self.stores.release(self.shared)
