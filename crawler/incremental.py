@@ -79,13 +79,10 @@ class ColumnLog:
 
     def begin(self) -> None:
         """Mark a crawl under way (written at once: a kill leaves this mark)."""
-        self._write(finished=False)
+        self.save(finished=False)
 
     def save(self, finished: bool) -> None:
         """Record the counts, and whether the crawl walked its columns to the end."""
-        self._write(finished=finished)
-
-    def _write(self, finished: bool) -> None:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -209,18 +209,19 @@ class PortalSpider(Spider):
         if vendor:
             record_challenge(self.crawler.stats, vendor, response.status, response.url)
             self._start_failed(response.request, f"anti-bot challenge ({vendor})")
-            self._list_blocked(response)
+            self._list_failed(response.request)
             return True
         if response.status in CHALLENGE_STATUSES:
             self.crawler.stats.inc_value(f"govcrawl/http_status/{response.status}")
             logger.warning("HTTP %s for %s: skipped", response.status, response.url)
             self._start_failed(response.request, f"HTTP {response.status}")
-            self._list_blocked(response)
+            self._list_failed(response.request)
             return True
         return False
 
-    def _list_blocked(self, response: Response) -> None:
-        if response.meta.get(ROLE) in LIST_ROLES:
+    def _list_failed(self, request: Request) -> None:
+        """A list page gave nothing: this crawl did not walk its column to the end."""
+        if request.meta.get(ROLE) in LIST_ROLES:
             self.lists_failed += 1
 
     def on_error(self, failure: Failure) -> Iterator[PageItem | Request]:
@@ -233,9 +234,8 @@ class PortalSpider(Spider):
             self.crawler.stats.inc_value(f"govcrawl/errors/{kind}")
         logger.info("Download failed (%s) for %s", kind, request.url)
         self._start_failed(request, describe_failure(failure))
-        gone = failure.check(HttpError) and failure.value.response.status in GONE_STATUSES
-        if meta.get(ROLE) in LIST_ROLES and not gone:  # a missing page ends its column
-            self.lists_failed += 1
+        if not (failure.check(HttpError) and failure.value.response.status in GONE_STATUSES):
+            self._list_failed(request)  # a missing page only ends its column
         article = meta.get("govcrawl_article")
         if article is not None and meta.get(ROLE) == "article_page":
             # keep the pages we have rather than lose the whole article

@@ -177,9 +177,9 @@ class StateStores:
         """One crawl is done with ``shared``: commit, unless another crawl of the run has items
         in flight (they commit when they settle); close it once no crawl uses it."""
         shared.users -= 1
-        if shared.in_flight == 0 or shared.users <= 0:
-            shared.commit()
+        shared.settle(0)  # commits unless another crawl's items are in flight
         if shared.users <= 0:
+            shared.commit()
             shared.state.close()
             self._open = {k: v for k, v in self._open.items() if v is not shared}
 
